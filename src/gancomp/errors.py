@@ -1,0 +1,13 @@
+"""Exceptions shown to the user as a one-line message (no traceback)."""
+
+from __future__ import annotations
+
+
+class GancompError(Exception):
+    """An error the user can act on; the CLI prints it as one line and exits with status 1."""
+
+    exit_code: int = 1
+
+
+class InputError(GancompError):
+    """Bad input: missing, unreadable or unsupported file, mismatched sizes, ..."""

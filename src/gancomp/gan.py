@@ -1,0 +1,381 @@
+"""The one GAN codec definition shared by every category.
+
+A category codec (airplane, automobile, flower, or any user category) is an
+instance of :class:`GANCodec` built from a :class:`CodecConfig` and trained
+weights. The pieces follow the learned-compression literature:
+
+* Encoder E and generator G are the analysis/synthesis transforms of
+  Balle, Laparra, Simoncelli, "End-to-end optimized image compression"
+  (ICLR 2017), using GDN, with a residual block at the latent resolution in G
+  as in HiFiC (Mentzer et al., "High-Fidelity Generative Image Compression",
+  NeurIPS 2020).
+* Variable rate comes from per-level gain and inverse-gain vectors
+  (Cui et al., "Asymmetric Gained Deep Image Compression with Continuous Rate
+  Adaptation", CVPR 2021): one network, eight rate-distortion points.
+* The entropy model is the non-parametric factorized density of
+  Balle, Minnen, Singh, Hwang, Johnston, "Variational image compression with a
+  scale hyperprior" (ICLR 2018, appendix 6.1), one density per level and
+  channel. Its probabilities do not depend on the image, so the integer
+  tables frozen at export make decoding bit-exact on any machine.
+* The discriminator D is conditioned on the quantized latent like HiFiC's and
+  runs at two scales like Agustsson et al., "Generative Adversarial Networks
+  for Extreme Learned Image Compression" (ICCV 2019). It is used in training
+  only.
+
+Tensors are NHWC, pixels scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@dataclass
+class CodecConfig:
+    """Every architectural hyper-parameter; saved as ``config.json`` in a model folder."""
+
+    category: str = "airplane"
+    channels: int = 96  # hidden width of E and G
+    latent_channels: int = 128  # M, channels of the latent y
+    num_down: int = 3  # stride-2 stages: total stride 2**num_down
+    kernel_size: int = 5
+    levels: int = 8  # quality levels 1..levels
+    density_filters: tuple[int, ...] = (3, 3, 3)
+    init_scale: float = 10.0  # initial width of the factorized densities
+    disc_channels: int = 64
+    disc_scales: int = 2
+    lambdas: tuple[float, ...] = field(
+        default_factory=lambda: tuple(float(v) for v in np.geomspace(0.002, 0.2, 8))
+    )
+
+    @property
+    def stride(self) -> int:
+        return 2**self.num_down
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CodecConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for k in ("density_filters", "lambdas"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        cfg = cls(**kw)
+        if len(cfg.lambdas) != cfg.levels:
+            raise ValueError(f"config has {len(cfg.lambdas)} lambdas for {cfg.levels} levels")
+        return cfg
+
+
+class GDN(keras.layers.Layer):
+    """Generalized divisive normalization (Balle et al. 2016); inverse=True gives IGDN.
+
+    y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2). Parameters are kept positive by
+    squaring, with the small pedestal of the original paper for stable gradients.
+    """
+
+    _pedestal = 2.0**-36
+
+    def __init__(self, inverse: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.inverse = inverse
+
+    def build(self, input_shape):
+        c = int(input_shape[-1])
+        p = self._pedestal
+        self.beta = self.add_weight(
+            name="beta", shape=(c,), initializer=keras.initializers.Constant(np.sqrt(1.0 + p))
+        )
+        self.gamma = self.add_weight(
+            name="gamma",
+            shape=(c, c),
+            initializer=keras.initializers.Constant(np.sqrt(0.1 * np.eye(c) + p)),
+        )
+
+    def call(self, x):
+        p = self._pedestal
+        beta = tf.square(tf.maximum(self.beta, np.sqrt(1e-6 + p))) - p
+        gamma = tf.square(tf.maximum(self.gamma, np.sqrt(p))) - p
+        norm = tf.tensordot(tf.square(x), gamma, axes=[[3], [0]]) + beta
+        return x * tf.sqrt(norm) if self.inverse else x * tf.math.rsqrt(norm)
+
+    def get_config(self):
+        return {**super().get_config(), "inverse": self.inverse}
+
+
+class Encoder(keras.layers.Layer):
+    """Analysis transform E: image -> latent y.
+
+    GDN rather than residual blocks: at this size it gives most of the
+    decorrelation for a fraction of the compute, which is what a 2-core CPU
+    can train in hours.
+    """
+
+    def __init__(self, cfg: CodecConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.stages = []
+        for i in range(cfg.num_down):
+            last = i == cfg.num_down - 1
+            self.stages.append(
+                keras.layers.Conv2D(
+                    cfg.latent_channels if last else cfg.channels,
+                    cfg.kernel_size,
+                    strides=2,
+                    padding="same",
+                    use_bias=True,
+                    name=f"conv{i}",
+                )
+            )
+            if not last:
+                self.stages.append(GDN(name=f"gdn{i}"))
+
+    def call(self, x):
+        for layer in self.stages:
+            x = layer(x)
+        return x
+
+
+class ResBlock(keras.layers.Layer):
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.c1 = keras.layers.Conv2D(channels, 3, padding="same", name="c1")
+        self.c2 = keras.layers.Conv2D(channels, 3, padding="same", name="c2")
+
+    def call(self, x):
+        return x + self.c2(tf.nn.leaky_relu(self.c1(x), 0.2))
+
+
+class Generator(keras.layers.Layer):
+    """Synthesis transform G: dequantized latent -> image in [0, 1]."""
+
+    def __init__(self, cfg: CodecConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.head = keras.layers.Conv2D(cfg.channels, 3, padding="same", name="head")
+        self.res = ResBlock(cfg.channels, name="res0")
+        self.stages = []
+        for i in range(cfg.num_down):
+            last = i == cfg.num_down - 1
+            self.stages.append(GDN(inverse=True, name=f"igdn{i}"))
+            self.stages.append(
+                keras.layers.Conv2DTranspose(
+                    3 if last else cfg.channels,
+                    cfg.kernel_size,
+                    strides=2,
+                    padding="same",
+                    name=f"deconv{i}",
+                )
+            )
+
+    def call(self, y):
+        x = self.res(self.head(y))
+        for layer in self.stages:
+            x = layer(x)
+        # Offset so an untrained generator starts at mid-grey.
+        return x + 0.5
+
+
+class FactorizedDensity(keras.layers.Layer):
+    """Per-(level, channel) univariate densities with a learned CDF (Balle et al. 2018).
+
+    ``logits_cdf(v, levels)`` evaluates the logit of the CDF for values
+    ``v`` of shape (B, H, W, M) using the densities of each sample's level.
+    """
+
+    def __init__(self, cfg: CodecConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.levels = cfg.levels
+        self.channels = cfg.latent_channels
+        self.filters = (1, *cfg.density_filters, 1)
+        self.init_scale = cfg.init_scale
+        self._make_weights()
+
+    def _make_weights(self) -> None:
+        # Created eagerly: the density is queried through methods, not __call__.
+        n = self.levels * self.channels
+        scale = self.init_scale ** (1 / (len(self.filters) - 1))
+        self.matrices, self.biases, self.factors = [], [], []
+        for i in range(len(self.filters) - 1):
+            fin, fout = self.filters[i], self.filters[i + 1]
+            init = np.log(np.expm1(1 / scale / fout))
+            self.matrices.append(
+                self.add_weight(
+                    name=f"matrix{i}",
+                    shape=(n, fout, fin),
+                    initializer=keras.initializers.Constant(init),
+                )
+            )
+            self.biases.append(
+                self.add_weight(
+                    name=f"bias{i}",
+                    shape=(n, fout, 1),
+                    initializer=keras.initializers.RandomUniform(-0.5, 0.5, seed=i),
+                )
+            )
+            if i < len(self.filters) - 2:
+                self.factors.append(
+                    self.add_weight(name=f"factor{i}", shape=(n, fout, 1), initializer="zeros")
+                )
+
+    def logits_cdf_flat(self, v, index):
+        """v: (K, 1, P) values; index: (K,) rows of the (level*channel) parameter table."""
+        x = v
+        for i in range(len(self.matrices)):
+            mat = tf.nn.softplus(tf.gather(self.matrices[i], index))
+            x = tf.linalg.matmul(mat, x) + tf.gather(self.biases[i], index)
+            if i < len(self.factors):
+                x += tf.tanh(tf.gather(self.factors[i], index)) * tf.tanh(x)
+        return x
+
+    def likelihood(self, v, levels):
+        """P(v - 1/2 < Y < v + 1/2) per element. v: (B,H,W,M) float, levels: (B,) int 0-based."""
+        b = tf.shape(v)[0]
+        m = self.channels
+        flat = tf.reshape(tf.transpose(v, [0, 3, 1, 2]), [b * m, 1, -1])
+        index = tf.reshape(levels[:, None] * m + tf.range(m)[None, :], [-1])
+        lower = self.logits_cdf_flat(flat - 0.5, index)
+        upper = self.logits_cdf_flat(flat + 0.5, index)
+        # Evaluate in the tail that keeps precision (CDF difference far out on either side).
+        sign = tf.stop_gradient(-tf.sign(lower + upper))
+        lik = tf.abs(tf.sigmoid(sign * upper) - tf.sigmoid(sign * lower))
+        lik = tf.reshape(lik, [b, m, tf.shape(v)[1], tf.shape(v)[2]])
+        return tf.transpose(lik, [0, 2, 3, 1])
+
+    def pmf_table(self, lo: int, hi: int) -> np.ndarray:
+        """Probability of each integer in [lo, hi] for every (level, channel): (L*M, hi-lo+1)."""
+        n = self.levels * self.channels
+        vals = tf.constant(np.arange(lo, hi + 1, dtype=np.float32))
+        v = tf.tile(vals[None, None, :], [n, 1, 1])
+        idx = tf.range(n)
+        lower = self.logits_cdf_flat(v - 0.5, idx)
+        upper = self.logits_cdf_flat(v + 0.5, idx)
+        sign = -tf.sign(lower + upper)
+        p = tf.abs(tf.sigmoid(sign * upper) - tf.sigmoid(sign * lower))
+        return p[:, 0, :].numpy().astype(np.float64)
+
+    def tail_mass_outside(self, lo: int, hi: int) -> np.ndarray:
+        n = self.levels * self.channels
+        idx = tf.range(n)
+        low = self.logits_cdf_flat(tf.fill([n, 1, 1], lo - 0.5), idx)
+        high = self.logits_cdf_flat(tf.fill([n, 1, 1], hi + 0.5), idx)
+        return (tf.sigmoid(low) + tf.sigmoid(-high))[:, 0, 0].numpy()
+
+
+class Discriminator(keras.layers.Layer):
+    """Latent-conditioned, multi-scale patch discriminator (training only).
+
+    The dequantized latent is projected to a few channels and upsampled to the
+    image size (nearest neighbour) and concatenated with the image, as in HiFiC;
+    the same network then judges the image at ``disc_scales`` resolutions.
+    """
+
+    def __init__(self, cfg: CodecConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.scales = cfg.disc_scales
+        self.stride = cfg.stride
+        c = cfg.disc_channels
+        self.project = keras.layers.Conv2D(12, 1, name="latent_proj")
+        self.nets = []
+        for s in range(cfg.disc_scales):
+            self.nets.append(
+                [
+                    keras.layers.Conv2D(c, 4, strides=2, padding="same", name=f"s{s}_c0"),
+                    keras.layers.Conv2D(2 * c, 4, strides=2, padding="same", name=f"s{s}_c1"),
+                    keras.layers.Conv2D(2 * c, 3, padding="same", name=f"s{s}_c2"),
+                    keras.layers.Conv2D(1, 3, padding="same", name=f"s{s}_out"),
+                ]
+            )
+
+    def call(self, image, latent):
+        cond = self.project(latent)
+        logits = []
+        x = image * 2.0 - 1.0
+        for s, net in enumerate(self.nets):
+            if s:
+                x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+            up = self.stride // (2**s)
+            c = tf.repeat(tf.repeat(cond, up, axis=1), up, axis=2) if up > 1 else cond
+            h = tf.concat([x, c[:, : tf.shape(x)[1], : tf.shape(x)[2]]], axis=-1)
+            for i, layer in enumerate(net):
+                h = layer(h)
+                if i < len(net) - 1:
+                    h = tf.nn.leaky_relu(h, 0.2)
+            logits.append(tf.reshape(h, [tf.shape(h)[0], -1]))
+        return tf.concat(logits, axis=1)
+
+
+class GANCodec(keras.Model):
+    """E, quantizer, entropy model, G and D of one category codec.
+
+    ``call`` is the training-time forward pass and returns the reconstruction and
+    the likelihoods of the (noisy) latents, CompressAI style. Bitstream
+    coding lives in :mod:`gancomp.codec`, using ``analysis``/``synthesis``
+    and the integer tables built by :mod:`gancomp.entropy`.
+    """
+
+    def __init__(self, cfg: CodecConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.cfg = cfg
+        self.encoder = Encoder(cfg, name="encoder")
+        self.generator = Generator(cfg, name="generator")
+        self.density = FactorizedDensity(cfg, name="density")
+        self.discriminator = Discriminator(cfg, name="discriminator")
+        m, n = cfg.latent_channels, cfg.levels
+        # Gains start spread over a factor of 8 so levels begin at distinct rates.
+        init = np.geomspace(0.5, 4.0, n).astype(np.float32)
+        self.log_gain = self.add_weight(
+            name="log_gain",
+            shape=(n, m),
+            initializer=keras.initializers.Constant(np.log(init)[:, None] * np.ones((1, m))),
+        )
+        self.log_inv_gain = self.add_weight(
+            name="log_inv_gain",
+            shape=(n, m),
+            initializer=keras.initializers.Constant(-np.log(init)[:, None] * np.ones((1, m))),
+        )
+
+    def build(self, input_shape=None):
+        # Sub-layers build on first call; nothing shape-dependent lives here.
+        self.built = True
+
+    def build_all(self) -> None:
+        s = self.cfg.stride
+        x = tf.zeros([1, s * 2, s * 2, 3])
+        lv = tf.zeros([1], tf.int32)
+        out = self(x, lv, training=False)
+        self.discriminator(out["x_hat"], out["latent"])
+
+    def gains(self, levels):
+        g = tf.exp(tf.gather(self.log_gain, levels))[:, None, None, :]
+        ig = tf.exp(tf.gather(self.log_inv_gain, levels))[:, None, None, :]
+        return g, ig
+
+    def analysis(self, x, levels):
+        """Scaled latent y*g whose rounding is coded."""
+        g, _ = self.gains(levels)
+        return self.encoder(x) * g
+
+    def synthesis(self, y_hat, levels):
+        _, ig = self.gains(levels)
+        return self.generator(y_hat * ig)
+
+    def call(self, x, levels, training=False):
+        y = self.analysis(x, levels)
+        if training:
+            # Noise for the rate term; straight-through rounding for the generator
+            # so it sees the same values it gets at test time.
+            noisy = y + tf.random.uniform(tf.shape(y), -0.5, 0.5)
+            y_hat = y + tf.stop_gradient(tf.round(y) - y)
+        else:
+            noisy = y_hat = tf.round(y)
+        lik = self.density.likelihood(noisy, levels)
+        _, ig = self.gains(levels)
+        latent = y_hat * ig
+        x_hat = self.generator(latent)
+        return {"x_hat": x_hat, "likelihoods": lik, "latent": latent, "y_hat": y_hat}

@@ -1,0 +1,406 @@
+"""Training: rate-distortion warm-up, then adversarial fine-tuning (HiFiC style).
+
+Loss per sample at quality level l (drawn uniformly per sample):
+
+    rate_bpp + lambda_l * MSE_255 [+ beta * non-saturating G loss]
+
+The first ``rd_steps`` train E, G, gains and the densities on rate-distortion
+only; after that the latent-conditioned discriminator and the generator are
+updated in alternating steps. Checkpoints (weights, optimizer state, step) are
+plain ``.npz`` files written atomically, so ``--resume`` continues exactly and
+an interrupted run loses at most ``checkpoint_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ._tf import tf as _import_tf
+from .errors import GancompError, InputError
+
+
+@dataclass
+class TrainSettings:
+    category: str
+    data: str
+    output: str
+    val_data: str | None = None
+    cifar_class: str | None = None
+    steps: int = 20000
+    batch_size: int = 32
+    patch_size: int | None = None  # default: 32 for CIFAR-size data, else 128
+    rd_steps: int | None = None  # default: 80% of steps
+    beta: float = 0.02
+    lambdas: tuple[float, ...] | None = None
+    lr: float = 2e-4
+    disc_lr: float = 1e-4
+    channels: int | None = None
+    latent_channels: int | None = None
+    num_down: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    log_dir: str | None = None
+    resume: bool = False
+    strategy: str = "default"
+    val_limit: int = 100
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def _strategy(name: str):
+    tf = _import_tf()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        if "TF_CONFIG" not in os.environ:
+            raise InputError("--strategy multi-worker needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise InputError(f"unknown strategy {name!r}")
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    def __init__(self, s: TrainSettings):
+        self.s = s
+        tf = _import_tf()
+        from . import data as data_mod
+        from .gan import CodecConfig, GANCodec
+        from .models import check_category_name
+
+        check_category_name(s.category)
+        self.out = Path(s.output)
+        self.ckpt_dir = self.out.with_name(self.out.name + ".ckpt")
+        self.ckpt_path = self.ckpt_dir / "checkpoint.npz"
+        if s.resume and not self.ckpt_path.exists():
+            raise InputError(f"--resume: no checkpoint at {self.ckpt_path}")
+        if not s.resume and self.ckpt_path.exists():
+            raise GancompError(
+                f"{self.ckpt_dir} holds a checkpoint: pass --resume to continue it, "
+                "or choose another --output"
+            )
+        if not s.resume and self.out.exists():
+            raise GancompError(f"output {self.out} exists: choose another --output")
+
+        # Data first: a bad folder is an error before any model is built.
+        self.train_set = data_mod.load_folder(s.data, s.cifar_class or s.category)
+        self.val_set = (
+            data_mod.load_folder(s.val_data, s.cifar_class or s.category) if s.val_data else None
+        )
+        small = max(max(a.shape[:2]) for a in self.train_set.images[:200]) <= 64
+        patch = s.patch_size or (32 if small else 128)
+        self.patch = patch
+
+        if s.resume:
+            cfg_dict = json.loads((self.ckpt_dir / "config.json").read_text())
+            self.cfg = CodecConfig.from_dict(cfg_dict)
+            saved = json.loads((self.ckpt_dir / "train.json").read_text())
+            for k in ("rd_steps", "beta", "lr", "disc_lr", "seed"):
+                setattr(s, k, saved[k])
+        else:
+            kw = {
+                "category": s.category,
+                "num_down": s.num_down or (3 if small else 4),
+                "channels": s.channels or 96,
+                "latent_channels": s.latent_channels or 128,
+            }
+            if s.lambdas:
+                kw["lambdas"] = tuple(float(v) for v in s.lambdas)
+                kw["levels"] = len(kw["lambdas"])
+            self.cfg = CodecConfig(**kw)
+        if patch % self.cfg.stride:
+            raise InputError(f"--patch-size {patch} must be a multiple of the stride {self.cfg.stride}")
+        if s.rd_steps is None:
+            s.rd_steps = int(0.8 * s.steps)
+
+        tf.random.set_seed(s.seed)
+        self.strategy = _strategy(s.strategy)
+        replicas = self.strategy.num_replicas_in_sync
+        if s.batch_size % replicas:
+            raise InputError(f"--batch-size {s.batch_size} must divide by {replicas} replicas")
+        import keras
+
+        with self.strategy.scope():
+            self.model = GANCodec(self.cfg, name="gancodec")
+            self.model.build_all()
+            self.opt_g = keras.optimizers.Adam(learning_rate=s.lr)
+            self.opt_d = keras.optimizers.Adam(learning_rate=s.disc_lr, beta_1=0.5)
+            self.g_vars = (
+                self.model.encoder.trainable_weights
+                + self.model.generator.trainable_weights
+                + self.model.density.trainable_weights
+                + [self.model.log_gain, self.model.log_inv_gain]
+            )
+            self.d_vars = self.model.discriminator.trainable_weights
+            self.opt_g.build(self.g_vars)
+            self.opt_d.build(self.d_vars)
+            self.lambdas = tf.constant(self.cfg.lambdas, tf.float32)
+        self.step = 0
+        ds = data_mod.make_dataset(self.train_set, patch, s.batch_size, s.seed)
+        self.dist_ds = iter(self.strategy.experimental_distribute_dataset(ds))
+        self._build_steps()
+
+    # -- the two compiled steps -------------------------------------------------
+    def _build_steps(self) -> None:
+        tf = _import_tf()
+        model, s = self.model, self.s
+        gb = s.batch_size
+        levels_n = self.cfg.levels
+
+        def rd_terms(x, out, levels):
+            px = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+            bits = -tf.reduce_sum(tf.math.log(out["likelihoods"]), axis=[1, 2, 3]) / math.log(2)
+            bpp = bits / px
+            mse = tf.reduce_mean(tf.square((out["x_hat"] - x) * 255.0), axis=[1, 2, 3])
+            return bpp, mse, tf.gather(self.lambdas, levels)
+
+        def step_fn(x, gan):
+            b = tf.shape(x)[0]
+            levels = tf.random.uniform([b], 0, levels_n, tf.int32)
+            d_loss = tf.zeros([b])
+            if gan:
+                out = model(x, levels, training=True)
+                cond = tf.stop_gradient(out["latent"])
+                with tf.GradientTape() as tape:
+                    real = model.discriminator(x, cond)
+                    fake = model.discriminator(tf.stop_gradient(out["x_hat"]), cond)
+                    d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
+                        tf.nn.softplus(fake), 1
+                    )
+                    loss = tf.nn.compute_average_loss(d_loss, global_batch_size=gb)
+                grads = tape.gradient(loss, self.d_vars)
+                self.opt_d.apply_gradients(zip(grads, self.d_vars))
+            with tf.GradientTape() as tape:
+                out = model(x, levels, training=True)
+                bpp, mse, lam = rd_terms(x, out, levels)
+                per = bpp + lam * mse
+                g_adv = tf.zeros([b])
+                if gan:
+                    fake = model.discriminator(out["x_hat"], tf.stop_gradient(out["latent"]))
+                    g_adv = tf.reduce_mean(tf.nn.softplus(-fake), 1)
+                    per = per + s.beta * g_adv
+                loss = tf.nn.compute_average_loss(per, global_batch_size=gb)
+            grads = tape.gradient(loss, self.g_vars)
+            self.opt_g.apply_gradients(zip(grads, self.g_vars))
+            psnr = 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / math.log(10.0)
+
+            def mean(v):
+                return tf.nn.compute_average_loss(v, global_batch_size=gb)
+
+            return {
+                "loss": loss,
+                "bpp": mean(bpp),
+                "psnr": mean(psnr),
+                "d_loss": mean(d_loss),
+                "g_adv": mean(g_adv),
+            }
+
+        def make(gan):
+            @tf.function
+            def run(it):
+                x = next(it)
+                res = self.strategy.run(step_fn, args=(x, gan))
+                return {
+                    k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in res.items()
+                }
+
+            return run
+
+        self._rd_step = make(False)
+        self._gan_step = make(True)
+
+    # -- checkpoints ------------------------------------------------------------
+    def _state(self) -> dict[str, np.ndarray]:
+        st = {f"m/{v.path}": np.asarray(v.numpy()) for v in self.model.weights}
+        for name, opt in (("og", self.opt_g), ("od", self.opt_d)):
+            for i, v in enumerate(opt.variables):
+                st[f"{name}/{i}"] = np.asarray(v.numpy())
+        st["step"] = np.array(self.step, np.int64)
+        return st
+
+    def save_checkpoint(self) -> None:
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (self.ckpt_dir / "config.json").write_text(self.cfg.to_json())
+        keep = ("rd_steps", "beta", "lr", "disc_lr", "seed", "steps", "batch_size")
+        (self.ckpt_dir / "train.json").write_text(
+            json.dumps({k: getattr(self.s, k) for k in keep}, indent=2)
+        )
+        _atomic_savez(self.ckpt_path, self._state())
+
+    def load_checkpoint(self) -> None:
+        with np.load(self.ckpt_path) as z:
+            for v in self.model.weights:
+                v.assign(z[f"m/{v.path}"])
+            for name, opt in (("og", self.opt_g), ("od", self.opt_d)):
+                for i, v in enumerate(opt.variables):
+                    v.assign(z[f"{name}/{i}"])
+            self.step = int(z["step"])
+
+    # -- main loop --------------------------------------------------------------
+    def _lr_at(self, step: int) -> float:
+        # Constant, then one 10x drop for the last 10% of the run.
+        s = self.s
+        return s.lr * (0.1 if step >= int(0.9 * s.steps) else 1.0)
+
+    def run(self) -> dict:
+        tf = _import_tf()
+        from tqdm import tqdm
+
+        s = self.s
+        if s.resume:
+            self.load_checkpoint()
+        writer = tf.summary.create_file_writer(s.log_dir) if s.log_dir else None
+        start_step, t0 = self.step, time.time()
+        bar = tqdm(
+            total=s.steps, initial=self.step, disable=not s.progress, unit="step", dynamic_ncols=True
+        )
+        interrupted = False
+        prev = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        stats: dict[str, float] = {}
+        current_lr = None
+        try:
+            while self.step < s.steps:
+                lr = self._lr_at(self.step)
+                if lr != current_lr:
+                    self.opt_g.learning_rate = current_lr = lr
+                gan = self.step >= s.rd_steps and s.beta > 0
+                res = (self._gan_step if gan else self._rd_step)(self.dist_ds)
+                self.step += 1
+                bar.update(1)
+                if self.step % s.log_every == 0 or self.step == s.steps:
+                    stats = {k: float(v) for k, v in res.items()}
+                    if not all(math.isfinite(v) for v in stats.values()):
+                        bar.close()
+                        raise GancompError(
+                            f"non-finite loss at step {self.step}; stopped. The last good "
+                            f"checkpoint is kept in {self.ckpt_dir} (--resume to retry)"
+                        )
+                    bar.set_postfix(
+                        bpp=f"{stats['bpp']:.3f}",
+                        psnr=f"{stats['psnr']:.2f}",
+                        d=f"{stats['d_loss']:.3f}",
+                        g=f"{stats['g_adv']:.3f}",
+                    )
+                    if writer:
+                        with writer.as_default(step=self.step):
+                            for k, v in stats.items():
+                                tf.summary.scalar(f"train/{k}", v)
+                if self.step % s.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    if writer and self.val_set is not None:
+                        self._image_summary(writer)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            signal.signal(signal.SIGTERM, prev)
+            bar.close()
+        self.save_checkpoint()
+        elapsed = time.time() - t0
+        if interrupted:
+            raise GancompError(
+                f"interrupted at step {self.step}; checkpoint saved in {self.ckpt_dir} "
+                "(continue with --resume)"
+            )
+        return self.export(elapsed, self.step - start_step, stats, writer)
+
+    def _image_summary(self, writer) -> None:
+        tf = _import_tf()
+        imgs = [a for a in self.val_set.images[:4]]
+        s = self.cfg.stride
+        crops = np.stack([_pad_crop(a, self.patch, s) for a in imgs]).astype(np.float32) / 255
+        x = tf.constant(crops)
+        rows = []
+        for lv in (0, self.cfg.levels - 1):
+            out = self.model(x, tf.fill([len(imgs)], lv), training=False)
+            rows.append(tf.clip_by_value(out["x_hat"], 0, 1))
+        with writer.as_default(step=self.step):
+            tf.summary.image("val/original", x, max_outputs=4)
+            tf.summary.image("val/lowest_level", rows[0], max_outputs=4)
+            tf.summary.image("val/highest_level", rows[1], max_outputs=4)
+
+    def inference_weights(self) -> dict[str, np.ndarray]:
+        m = self.model
+        vs = m.encoder.weights + m.generator.weights + [m.log_gain, m.log_inv_gain]
+        return {v.path: np.asarray(v.numpy()) for v in vs}
+
+    def export(self, elapsed: float, steps_run: int, stats: dict, writer=None) -> dict:
+        from .entropy import build_tables
+        from .models import write_model_folder
+
+        s = self.s
+        tables = build_tables(self.model.density)
+        meta = {
+            "category": self.cfg.category,
+            "training": {
+                **{k: v for k, v in asdict(s).items() if k not in ("extra", "progress")},
+                "patch_size": self.patch,
+                "lambdas": list(self.cfg.lambdas),
+                "train_images": len(self.train_set),
+                "train_source": self.train_set.source,
+                "skipped_files": len(self.train_set.skipped),
+                "seconds_this_run": round(elapsed, 1),
+                "steps_this_run": steps_run,
+                "final_train_stats": stats,
+                "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            },
+        }
+        fp = write_model_folder(
+            self.out,
+            self.cfg.to_json(),
+            self.inference_weights(),
+            tables.to_bytes(),
+            meta,
+            force=s.resume,
+        )
+        result = {"output": str(self.out), "fingerprint": fp, "steps": self.step}
+        if self.val_set is not None:
+            from .models import update_metadata
+            from .evaluate import evaluate_model
+
+            table = evaluate_model(self.out, self.val_set.images[: s.val_limit])
+            update_metadata(self.out, validation=table)
+            result["validation"] = table
+            if writer:
+                with writer.as_default(step=self.step):
+                    for row in table:
+                        _import_tf().summary.scalar(f"val/psnr_q{row['quality']}", row["psnr"])
+                        _import_tf().summary.scalar(f"val/bpp_q{row['quality']}", row["bpp"])
+        result["skipped"] = self.train_set.skipped
+        return result
+
+
+def _raise_interrupt(*_args) -> None:
+    # SIGTERM (e.g. a job scheduler) gets the same clean checkpoint as Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def _pad_crop(a: np.ndarray, patch: int, stride: int) -> np.ndarray:
+    a = a[:patch, :patch]
+    ph, pw = patch - a.shape[0], patch - a.shape[1]
+    if ph or pw:
+        a = np.pad(a, [(0, ph), (0, pw), (0, 0)], mode="symmetric")
+    return a
+
+
+def train(settings: TrainSettings) -> dict:
+    """Train (or resume) and export a model folder; returns a summary dict."""
+    return Trainer(settings).run()
