@@ -1,10 +1,46 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+def _make_models(root: Path) -> Path:
+    """Small, randomly initialised models in the shipped format (fast to build and run)."""
+    from gancomp.gan import CodecConfig
+    from gancomp.train import init_model_folder
+
+    small = dict(channels=16, latent_channels=16, disc_channels=8)
+    init_model_folder(
+        CodecConfig(category="airplane", num_down=3, **small), root / "airplane", seed=1
+    )
+    init_model_folder(CodecConfig(category="flower", num_down=4, **small), root / "flower", seed=2)
+    init_model_folder(CodecConfig(category="ship", num_down=3, **small), root / "ship", seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    return _make_models(tmp_path_factory.mktemp("models"))
+
+
+def run_cli(*args, env=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
+    """Run ``python -m gancomp ARGS`` in a fresh process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gancomp", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )

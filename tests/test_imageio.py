@@ -119,12 +119,16 @@ def test_one_pixel(tmp_path):
     assert img.rgb.shape == (1, 1, 3) and img.rgb[0, 0].tolist() == [1, 2, 3]
 
 
-def test_exif_orientation_not_applied(tmp_path):
+def test_exif_orientation_applied(tmp_path):
     pil = PILImage.fromarray(_gradient())
     exif = PILImage.Exif()
     exif[0x0112] = 6  # "rotate 90" tag
-    pil.save(tmp_path / "o.jpg", exif=exif, quality=100)
-    assert load_image(tmp_path / "o.jpg").rgb.shape == (6, 7, 3)
+    pil.save(tmp_path / "o.png", exif=exif)
+    img = load_image(tmp_path / "o.png")
+    # Stored 6 rows x 7 columns; displayed rotated by 90 degrees.
+    assert img.rgb.shape == (7, 6, 3)
+    expected = np.asarray(PILImage.fromarray(_gradient()).transpose(PILImage.Transpose.ROTATE_270))
+    assert np.array_equal(img.rgb, expected)
 
 
 @pytest.mark.parametrize(

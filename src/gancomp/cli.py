@@ -83,8 +83,7 @@ def compare(image_a: str, image_b: str, as_json: bool) -> None:
     """Compare two images of the same size and print distortion metrics.
 
     Both images are compared as RGB with values 0-255: grayscale is replicated to three
-    channels and transparency is composited onto white. Pixels are taken as stored (EXIF
-    orientation is ignored).
+    channels and transparency is composited onto white. EXIF orientation is applied.
 
     \b
     MSE         mean squared difference over all pixels and channels
@@ -147,3 +146,334 @@ def compare(image_a: str, image_b: str, as_json: bool) -> None:
     value_w = max(len(r[1]) for r in rows)
     for label, value, unit in rows:
         click.echo(f"  {label:<{label_w}}  {value:>{value_w}} {unit}".rstrip())
+
+
+# -- codec commands ----------------------------------------------------------------
+
+_MODELS_DIR_OPTION = click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar="GANCOMP_MODELS",
+    help="Folder of model folders (default: $GANCOMP_MODELS, else the shipped models).",
+)
+
+
+def _expand_inputs(inputs: tuple[str, ...], suffixes: set[str] | None) -> tuple[list, bool]:
+    """Files named on the command line; directories expand to their matching files."""
+    from pathlib import Path
+
+    files: list[Path] = []
+    many = len(inputs) > 1
+    for name in inputs:
+        p = Path(name)
+        if p.is_dir():
+            many = True
+            found = sorted(
+                f
+                for f in p.iterdir()
+                if f.is_file() and (suffixes is None or f.suffix.lower() in suffixes)
+            )
+            files.extend(found)
+        else:
+            files.append(p)
+    return files, many
+
+
+def _progress(total: int, desc: str):
+    """A progress bar on stderr for many files; silent when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="file",
+        disable=total < 2 or not sys.stderr.isatty(),
+        file=sys.stderr,
+    )
+
+
+def _finish(failures: list[tuple[str, str]], total: int) -> None:
+    if failures:
+        for name, msg in failures:
+            click.echo(f"gancomp: error: {name}: {msg}", err=True)
+        if total > 1:
+            click.echo(f"gancomp: {len(failures)} of {total} files failed", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _target(out: str | None, src, many: bool, suffix: str):
+    from pathlib import Path
+
+    if many:
+        folder = Path(out) if out else Path(".")
+        return folder / (src.stem + suffix)
+    return Path(out) if out else src.with_name(src.stem + suffix)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--category",
+    "-c",
+    required=True,
+    help="Model to use: airplane, automobile, flower, a trained category, or 'auto'.",
+)
+@click.option(
+    "--quality",
+    "-q",
+    type=click.IntRange(1, 8),
+    default=4,
+    show_default=True,
+    help="1 = smallest file ... 8 = best quality.",
+)
+@click.option(
+    "-o", "--output", "out", type=click.Path(), help="Output file, or folder for several inputs."
+)
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@_MODELS_DIR_OPTION
+def compress(inputs, category, quality, out, force, as_json, models_dir) -> None:
+    """Compress images to .gcz files.
+
+    One INPUT writes OUT (default: INPUT with the suffix .gcz). Several inputs or a
+    folder write OUT/<stem>.gcz for each (OUT defaults to the current folder).
+    Same-size images go through the network in batches.
+
+    --category auto encodes with every available model and keeps the smallest
+    file whose PSNR is within 0.1 dB of the best one.
+    """
+    from pathlib import Path
+
+    from gancomp import codec as codec_mod
+    from gancomp.data import IMAGE_SUFFIXES
+    from gancomp.fileio import atomic_write_bytes, check_writable_target
+    from gancomp.imageio import load_image
+    from gancomp.models import available_categories
+
+    files, many = _expand_inputs(inputs, IMAGE_SUFFIXES)
+    if not files:
+        raise GancompError("no images found in the given folder(s)")
+    if many and out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    if category != "auto":
+        codec_mod.load_codec(category, models_dir)  # a missing model fails before any work
+        cats = [category]
+    else:
+        cats = available_categories(models_dir)
+        if not cats:
+            raise GancompError("no models available for --category auto")
+    failures: list[tuple[str, str]] = []
+    loaded = []
+    for f in files:
+        try:
+            target = _target(out, f, many, ".gcz")
+            check_writable_target(target, force)
+            loaded.append((f, load_image(f), target))
+        except GancompError as exc:
+            failures.append((str(f), str(exc)))
+    # Batches of same-size images; bounded so huge folders don't sit in memory at once.
+    step = 256
+    with _progress(len(loaded), "compress") as bar:
+        for start in range(0, len(loaded), step):
+            part = loaded[start : start + step]
+            try:
+                results = _compress_part(
+                    codec_mod, [im for _, im, _ in part], cats, quality, models_dir
+                )
+            except GancompError as exc:
+                failures.extend((str(f), str(exc)) for f, _, _ in part)
+                bar.update(len(part))
+                continue
+            for (f, im, target), (data, chosen) in zip(part, results):
+                try:
+                    atomic_write_bytes(target, data, force=force)
+                except GancompError as exc:
+                    failures.append((str(f), str(exc)))
+                else:
+                    _report_compress(f, im, target, data, chosen, category == "auto", as_json)
+                bar.update(1)
+    _finish(failures, len(files))
+
+
+def _compress_part(codec_mod, images, cats, quality, models_dir):
+    if len(cats) == 1:
+        blobs = codec_mod.compress_many(images, cats[0], quality, models_dir)
+        return [(b, cats[0]) for b in blobs]
+    from gancomp import metrics
+
+    candidates = {c: codec_mod.compress_many(images, c, quality, models_dir) for c in cats}
+    decoded = {c: codec_mod.decompress_many(candidates[c], models_dir) for c in cats}
+    out = []
+    for i, im in enumerate(images):
+        psnr = {c: metrics.psnr(im.rgb, decoded[c][i].rgb) for c in cats}
+        best = max(psnr.values())
+        ok = [c for c in cats if psnr[c] >= best - 0.1]
+        chosen = min(ok, key=lambda c: (len(candidates[c][i]), c))
+        out.append((candidates[chosen][i], chosen))
+    return out
+
+
+def _report_compress(src, im, target, data, chosen, auto, as_json) -> None:
+    in_bytes = src.stat().st_size
+    bpp = 8 * len(data) / (im.width * im.height)
+    ratio = in_bytes / len(data)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "input": str(src),
+                    "output": str(target),
+                    "category": chosen,
+                    "input_bytes": in_bytes,
+                    "output_bytes": len(data),
+                    "bpp": bpp,
+                    "ratio": ratio,
+                    "width": im.width,
+                    "height": im.height,
+                }
+            )
+        )
+        return
+    notes = []
+    if auto:
+        notes.append(f"category {chosen}")
+    if im.bit_depth_reduced:
+        notes.append("16-bit input reduced to 8 bits")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    click.echo(
+        f"{src} -> {target}: {in_bytes} -> {len(data)} bytes, {bpp:.3f} bpp, ratio {ratio:.1f}{extra}"
+    )
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "-o", "--output", "out", type=click.Path(), help="Output image, or folder for several inputs."
+)
+@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@_MODELS_DIR_OPTION
+def decompress(inputs, out, force, as_json, models_dir) -> None:
+    """Decompress .gcz files to images of the original size.
+
+    One INPUT writes OUT, by default INPUT's name with '.gcz' replaced by
+    '.decoded.png' (so 'img.gcz' next to 'img.png' never touches 'img.png').
+    Several inputs or a folder write OUT/<stem>.png (OUT defaults to the current
+    folder). The output format follows OUT's extension: .png, .bmp, .tif, .webp
+    (lossless). Existing files are never overwritten without --force.
+    """
+    from pathlib import Path
+
+    from gancomp import codec as codec_mod
+    from gancomp.fileio import check_writable_target
+    from gancomp.imageio import output_format, save_image
+
+    files, many = _expand_inputs(inputs, {".gcz"})
+    if not files:
+        raise GancompError("no .gcz files found in the given folder(s)")
+    if many and out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    elif out:
+        output_format(out)  # an unsupported extension is a usage problem: fail first
+    failures: list[tuple[str, str]] = []
+    jobs = []
+    for f in files:
+        try:
+            target = _target(out, f, many, ".png" if many else ".decoded.png")
+            check_writable_target(target, force)
+            data = _read_input(f)
+            jobs.append((f, target, data, codec_mod.read_header(data)))
+        except GancompError as exc:
+            failures.append((str(f), str(exc)))
+    step = 256
+    with _progress(len(jobs), "decompress") as bar:
+        for start in range(0, len(jobs), step):
+            part = jobs[start : start + step]
+            try:
+                images = codec_mod.decompress_many([j[2] for j in part], models_dir)
+            except GancompError:
+                # One bad file must not sink the batch: retry the files one by one.
+                images = []
+                for j in part:
+                    try:
+                        images.append(codec_mod.decompress(j[2], models_dir))
+                    except GancompError as exc:
+                        images.append(exc)
+            for (f, target, _, (header, _)), img in zip(part, images):
+                bar.update(1)
+                try:
+                    if isinstance(img, GancompError):
+                        raise img
+                    save_image(
+                        target, img.rgb, alpha=img.alpha, grayscale=img.grayscale, force=force
+                    )
+                except GancompError as exc:
+                    failures.append((str(f), str(exc)))
+                    continue
+                row = {
+                    "input": str(f),
+                    "output": str(target),
+                    "width": header.width,
+                    "height": header.height,
+                    "category": header.category,
+                    "quality": header.quality,
+                }
+                if as_json:
+                    click.echo(json.dumps(row))
+                else:
+                    click.echo(
+                        f"{f} -> {target}: {header.width}x{header.height}, "
+                        f"{header.category} quality {header.quality}"
+                    )
+    _finish(failures, len(files))
+
+
+def _read_input(path) -> bytes:
+    from gancomp.errors import InputError
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"cannot read '{path}': no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"cannot read '{path}': is a directory") from None
+    except OSError as exc:
+        raise InputError(f"cannot read '{path}': {exc.strerror}") from None
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(file, as_json) -> None:
+    """Show every header field of a .gcz file, its payload size and bpp."""
+    from pathlib import Path
+
+    from gancomp.codec import read_header
+    from gancomp.container import VERSION
+
+    data = _read_input(Path(file))
+    header, payload = read_header(data)
+    fields = {
+        "file": file,
+        "format_version": VERSION,
+        "category": header.category,
+        "quality": header.quality,
+        "model_fingerprint": header.fingerprint.hex(),
+        "width": header.width,
+        "height": header.height,
+        "grayscale": header.grayscale,
+        "alpha": header.alpha is not None,
+        "alpha_bytes": len(header.alpha) if header.alpha is not None else 0,
+        "reduced_from_16bit": header.reduced_16bit,
+        "file_bytes": len(data),
+        "payload_bytes": len(payload),
+        "overhead_bytes": len(data) - len(payload),
+        "bpp": 8 * len(data) / (header.width * header.height),
+    }
+    if as_json:
+        click.echo(json.dumps(fields))
+        return
+    w = max(len(k) for k in fields)
+    for k, v in fields.items():
+        click.echo(f"{k:<{w}}  {v:.4f}" if isinstance(v, float) else f"{k:<{w}}  {v}")

@@ -108,7 +108,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     """Parse and validate a .gcz file; raises InputError with a one-line reason."""
     if len(data) < 2 or data[:2] != MAGIC:
         raise InputError("not a .gcz file (bad magic)")
-    if len(data) < 13:
+    if len(data) < 14:
         raise InputError("truncated .gcz file")
     version, flags = data[2] >> 4, data[2] & 0x0F
     if version != VERSION:

@@ -141,9 +141,7 @@ def _pad_to(a: np.ndarray, patch: int) -> np.ndarray:
     return a
 
 
-def make_dataset(
-    images: ImageSet, patch: int, batch: int, seed: int, shuffle_buffer: int = 4096
-):
+def make_dataset(images: ImageSet, patch: int, batch: int, seed: int, shuffle_buffer: int = 4096):
     """Infinite tf.data pipeline of float32 [0, 1] patches (batch, patch, patch, 3).
 
     Images smaller than the patch are reflect/edge padded, not dropped. Random

@@ -47,7 +47,7 @@ class CodecConfig:
     kernel_size: int = 5
     levels: int = 8  # quality levels 1..levels
     density_filters: tuple[int, ...] = (3, 3, 3)
-    init_scale: float = 10.0  # initial width of the factorized densities
+    init_scale: float = 1.0  # initial width of the factorized densities (latents are small)
     disc_channels: int = 64
     disc_scales: int = 2
     lambdas: tuple[float, ...] = field(
@@ -244,6 +244,8 @@ class FactorizedDensity(keras.layers.Layer):
         # Evaluate in the tail that keeps precision (CDF difference far out on either side).
         sign = tf.stop_gradient(-tf.sign(lower + upper))
         lik = tf.abs(tf.sigmoid(sign * upper) - tf.sigmoid(sign * lower))
+        # Bounded below so log(0) can never turn the rate term into inf/NaN.
+        lik = tf.maximum(lik, 1e-9)
         lik = tf.reshape(lik, [b, m, tf.shape(v)[1], tf.shape(v)[2]])
         return tf.transpose(lik, [0, 2, 3, 1])
 

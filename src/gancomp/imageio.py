@@ -1,8 +1,8 @@
 """Reading and writing images with Pillow (no TensorFlow).
 
-Pixels are taken as stored: EXIF orientation is not applied and ICC profiles are ignored, so a
-round trip through gancomp reproduces the stored pixel grid. Only the first frame of
-multi-frame files (GIF, multi-page TIFF) is read.
+Pixels are taken as displayed: EXIF orientation is applied on read (a rotated JPEG
+becomes an upright image and is written upright); ICC profiles are ignored. Only the first
+frame of multi-frame files (GIF, multi-page TIFF) is read.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image as PILImage
-from PIL import ImageFile, UnidentifiedImageError
+from PIL import ImageFile, ImageOps, UnidentifiedImageError
 
 from gancomp.errors import GancompError, InputError
 from gancomp.fileio import atomic_open
@@ -145,8 +145,9 @@ def load_image(path: str | os.PathLike[str]) -> Image:
                 _check_size(name, pil.size)
                 pil.load()
                 bits = _source_bits(pil, p)
-                data, alpha, grayscale = _decode(pil)
                 mode, fmt = pil.mode, pil.format
+                # Pixels as displayed: EXIF orientation is applied on read.
+                data, alpha, grayscale = _decode(ImageOps.exif_transpose(pil))
     except GancompError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning) as exc:
@@ -173,6 +174,22 @@ def load_image(path: str | os.PathLike[str]) -> Image:
         path=name,
         source_mode=mode,
         source_format=fmt,
+    )
+
+
+def from_pil(pil: PILImage.Image, name: str = "<PIL image>") -> Image:
+    """Wrap an in-memory PIL image like :func:`load_image` does a file."""
+    pil.load()
+    data, alpha, grayscale = _decode(ImageOps.exif_transpose(pil))
+    rgb = np.repeat(data[..., None], 3, axis=2) if grayscale else data
+    return Image(
+        rgb=np.ascontiguousarray(rgb, dtype=np.uint8),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha, dtype=np.uint8),
+        grayscale=grayscale,
+        bit_depth_reduced=pil.mode in _HIGH_DEPTH_GRAY,
+        path=name,
+        source_mode=pil.mode,
+        source_format=pil.format,
     )
 
 

@@ -41,8 +41,8 @@ def check_category_name(name: str) -> str:
 
 
 def default_models_dir() -> Path:
-    """``$GANCOMP_MODELS_DIR``, else the models shipped with the package."""
-    env = os.environ.get("GANCOMP_MODELS_DIR")
+    """``$GANCOMP_MODELS``, else the models shipped with the package."""
+    env = os.environ.get("GANCOMP_MODELS")
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
@@ -97,11 +97,13 @@ def read_model_folder(path: str | os.PathLike) -> ModelFolder:
         try:
             raw[name] = (p / name).read_bytes()
         except OSError as exc:
-            raise GancompError(f"model folder {p} is incomplete: cannot read {name} ({exc.strerror})")
+            raise GancompError(
+                f"model folder {p} is incomplete: cannot read {name} ({exc.strerror})"
+            ) from None
     try:
         config = json.loads(raw["config.json"])
     except ValueError as exc:
-        raise GancompError(f"model folder {p}: config.json is not valid JSON ({exc})")
+        raise GancompError(f"model folder {p}: config.json is not valid JSON ({exc})") from None
     try:
         metadata = json.loads((p / "metadata.json").read_text())
     except (OSError, ValueError):

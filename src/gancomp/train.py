@@ -41,7 +41,9 @@ class TrainSettings:
     rd_steps: int | None = None  # default: 80% of steps
     beta: float = 0.02
     lambdas: tuple[float, ...] | None = None
-    lr: float = 2e-4
+    lr: float = 5e-4
+    density_lr_factor: float = 10.0
+    clipnorm: float = 1.0
     disc_lr: float = 1e-4
     channels: int | None = None
     latent_channels: int | None = None
@@ -112,7 +114,7 @@ class Trainer:
             cfg_dict = json.loads((self.ckpt_dir / "config.json").read_text())
             self.cfg = CodecConfig.from_dict(cfg_dict)
             saved = json.loads((self.ckpt_dir / "train.json").read_text())
-            for k in ("rd_steps", "beta", "lr", "disc_lr", "seed"):
+            for k in ("rd_steps", "beta", "lr", "disc_lr", "seed", "density_lr_factor", "clipnorm"):
                 setattr(s, k, saved[k])
         else:
             kw = {
@@ -121,12 +123,15 @@ class Trainer:
                 "channels": s.channels or 96,
                 "latent_channels": s.latent_channels or 128,
             }
+            kw.update(s.extra.get("config", {}))
             if s.lambdas:
                 kw["lambdas"] = tuple(float(v) for v in s.lambdas)
                 kw["levels"] = len(kw["lambdas"])
             self.cfg = CodecConfig(**kw)
         if patch % self.cfg.stride:
-            raise InputError(f"--patch-size {patch} must be a multiple of the stride {self.cfg.stride}")
+            raise InputError(
+                f"--patch-size {patch} must be a multiple of the stride {self.cfg.stride}"
+            )
         if s.rd_steps is None:
             s.rd_steps = int(0.8 * s.steps)
 
@@ -140,16 +145,20 @@ class Trainer:
         with self.strategy.scope():
             self.model = GANCodec(self.cfg, name="gancodec")
             self.model.build_all()
-            self.opt_g = keras.optimizers.Adam(learning_rate=s.lr)
+            self.opt_g = keras.optimizers.Adam(learning_rate=s.lr, global_clipnorm=s.clipnorm)
+            # The densities start far wider than the latents they must fit; a faster
+            # optimizer of their own lets the rate term follow the transforms.
+            self.opt_p = keras.optimizers.Adam(learning_rate=s.lr * s.density_lr_factor)
             self.opt_d = keras.optimizers.Adam(learning_rate=s.disc_lr, beta_1=0.5)
             self.g_vars = (
                 self.model.encoder.trainable_weights
                 + self.model.generator.trainable_weights
-                + self.model.density.trainable_weights
                 + [self.model.log_gain, self.model.log_inv_gain]
             )
+            self.p_vars = self.model.density.trainable_weights
             self.d_vars = self.model.discriminator.trainable_weights
             self.opt_g.build(self.g_vars)
+            self.opt_p.build(self.p_vars)
             self.opt_d.build(self.d_vars)
             self.lambdas = tf.constant(self.cfg.lambdas, tf.float32)
         self.step = 0
@@ -197,8 +206,10 @@ class Trainer:
                     g_adv = tf.reduce_mean(tf.nn.softplus(-fake), 1)
                     per = per + s.beta * g_adv
                 loss = tf.nn.compute_average_loss(per, global_batch_size=gb)
-            grads = tape.gradient(loss, self.g_vars)
-            self.opt_g.apply_gradients(zip(grads, self.g_vars))
+            grads = tape.gradient(loss, self.g_vars + self.p_vars)
+            n_g = len(self.g_vars)
+            self.opt_g.apply_gradients(zip(grads[:n_g], self.g_vars))
+            self.opt_p.apply_gradients(zip(grads[n_g:], self.p_vars))
             psnr = 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / math.log(10.0)
 
             def mean(v):
@@ -227,10 +238,13 @@ class Trainer:
         self._rd_step = make(False)
         self._gan_step = make(True)
 
+    def _optimizers(self):
+        return (("og", self.opt_g), ("op", self.opt_p), ("od", self.opt_d))
+
     # -- checkpoints ------------------------------------------------------------
     def _state(self) -> dict[str, np.ndarray]:
         st = {f"m/{v.path}": np.asarray(v.numpy()) for v in self.model.weights}
-        for name, opt in (("og", self.opt_g), ("od", self.opt_d)):
+        for name, opt in self._optimizers():
             for i, v in enumerate(opt.variables):
                 st[f"{name}/{i}"] = np.asarray(v.numpy())
         st["step"] = np.array(self.step, np.int64)
@@ -239,7 +253,17 @@ class Trainer:
     def save_checkpoint(self) -> None:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         (self.ckpt_dir / "config.json").write_text(self.cfg.to_json())
-        keep = ("rd_steps", "beta", "lr", "disc_lr", "seed", "steps", "batch_size")
+        keep = (
+            "rd_steps",
+            "beta",
+            "lr",
+            "disc_lr",
+            "seed",
+            "steps",
+            "batch_size",
+            "density_lr_factor",
+            "clipnorm",
+        )
         (self.ckpt_dir / "train.json").write_text(
             json.dumps({k: getattr(self.s, k) for k in keep}, indent=2)
         )
@@ -249,7 +273,7 @@ class Trainer:
         with np.load(self.ckpt_path) as z:
             for v in self.model.weights:
                 v.assign(z[f"m/{v.path}"])
-            for name, opt in (("og", self.opt_g), ("od", self.opt_d)):
+            for name, opt in self._optimizers():
                 for i, v in enumerate(opt.variables):
                     v.assign(z[f"{name}/{i}"])
             self.step = int(z["step"])
@@ -270,7 +294,11 @@ class Trainer:
         writer = tf.summary.create_file_writer(s.log_dir) if s.log_dir else None
         start_step, t0 = self.step, time.time()
         bar = tqdm(
-            total=s.steps, initial=self.step, disable=not s.progress, unit="step", dynamic_ncols=True
+            total=s.steps,
+            initial=self.step,
+            disable=not s.progress,
+            unit="step",
+            dynamic_ncols=True,
         )
         interrupted = False
         prev = signal.getsignal(signal.SIGTERM)
@@ -338,9 +366,7 @@ class Trainer:
             tf.summary.image("val/highest_level", rows[1], max_outputs=4)
 
     def inference_weights(self) -> dict[str, np.ndarray]:
-        m = self.model
-        vs = m.encoder.weights + m.generator.weights + [m.log_gain, m.log_inv_gain]
-        return {v.path: np.asarray(v.numpy()) for v in vs}
+        return inference_weights(self.model)
 
     def export(self, elapsed: float, steps_run: int, stats: dict, writer=None) -> dict:
         from .entropy import build_tables
@@ -373,8 +399,8 @@ class Trainer:
         )
         result = {"output": str(self.out), "fingerprint": fp, "steps": self.step}
         if self.val_set is not None:
-            from .models import update_metadata
             from .evaluate import evaluate_model
+            from .models import update_metadata
 
             table = evaluate_model(self.out, self.val_set.images[: s.val_limit])
             update_metadata(self.out, validation=table)
@@ -399,6 +425,31 @@ def _pad_crop(a: np.ndarray, patch: int, stride: int) -> np.ndarray:
     if ph or pw:
         a = np.pad(a, [(0, ph), (0, pw), (0, 0)], mode="symmetric")
     return a
+
+
+def inference_weights(model) -> dict[str, np.ndarray]:
+    """The weights a model folder ships: E, G and the gain vectors (not D, not densities)."""
+    vs = model.encoder.weights + model.generator.weights + [model.log_gain, model.log_inv_gain]
+    return {v.path: np.asarray(v.numpy()) for v in vs}
+
+
+def init_model_folder(cfg, out: str | os.PathLike, seed: int = 0, force: bool = False) -> str:
+    """Export an untrained (randomly initialised) model folder; returns its fingerprint.
+
+    Useful to test the whole pipeline before any training has run.
+    """
+    tf = _import_tf()
+    from .entropy import build_tables
+    from .gan import GANCodec
+    from .models import write_model_folder
+
+    tf.random.set_seed(seed)
+    model = GANCodec(cfg, name="gancodec")
+    model.build_all()
+    weights = inference_weights(model)
+    tables = build_tables(model.density)
+    meta = {"category": cfg.category, "training": None, "note": "untrained"}
+    return write_model_folder(out, cfg.to_json(), weights, tables.to_bytes(), meta, force=force)
 
 
 def train(settings: TrainSettings) -> dict:

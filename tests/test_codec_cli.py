@@ -1,0 +1,234 @@
+"""The codec end to end: Python API and CLI round trips on small random models."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from tests.conftest import run_cli
+
+import gancomp
+from gancomp.cli import main
+from gancomp.codec import Codec
+from gancomp.container import unpack
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _rng_image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
+    return np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (1, 1), (17, 31), (250, 333), (512, 768)])
+def test_cli_round_trip_sizes(tmp_path, models_dir, size):
+    h, w = size
+    src = tmp_path / "img.png"
+    Image.fromarray(_rng_image(h, w)).save(src)
+    r = _cli("compress", src, "--category", "airplane", "--models-dir", models_dir)
+    assert r.exit_code == 0, r.output
+    gcz = tmp_path / "img.gcz"
+    assert gcz.exists()
+    r = _cli("decompress", gcz, "--models-dir", models_dir)
+    assert r.exit_code == 0, r.output
+    out = Image.open(tmp_path / "img.decoded.png")
+    assert out.size == (w, h) and out.mode == "RGB"
+
+
+def test_all_levels_and_modes(tmp_path, models_dir):
+    rgb = _rng_image(20, 27, seed=4)
+    gray = Image.fromarray(rgb).convert("L")
+    rgba = Image.fromarray(rgb).convert("RGBA")
+    alpha = np.tile(np.arange(27, dtype=np.uint8) * 9, (20, 1))
+    rgba.putalpha(Image.fromarray(alpha))
+    for name, img in (("gray.png", gray), ("rgba.png", rgba)):
+        img.save(tmp_path / name)
+    for q in range(1, 9):
+        for name, mode in (("gray.png", "L"), ("rgba.png", "RGBA")):
+            out = tmp_path / f"q{q}_{name}"
+            gcz = tmp_path / f"q{q}_{name}.gcz"
+            assert (
+                _cli(
+                    "compress",
+                    tmp_path / name,
+                    "-c",
+                    "flower",
+                    "-q",
+                    q,
+                    "-o",
+                    gcz,
+                    "--models-dir",
+                    models_dir,
+                ).exit_code
+                == 0
+            )
+            assert _cli("decompress", gcz, "-o", out, "--models-dir", models_dir).exit_code == 0
+            dec = Image.open(out)
+            assert dec.mode == mode and dec.size == (27, 20)
+            if mode == "RGBA":
+                assert np.array_equal(np.asarray(dec)[..., 3], alpha)  # alpha is lossless
+            assert unpack(gcz.read_bytes())[0].quality == q
+
+
+def test_python_api_inputs(tmp_path, models_dir, data_dir):
+    path = data_dir / "airplane_0.png"
+    arr = np.asarray(Image.open(path).convert("RGB"))
+    a = gancomp.compress(path, category="airplane", quality=5, models_dir=models_dir)
+    b = gancomp.compress(Image.open(path), category="airplane", quality=5, models_dir=models_dir)
+    c = gancomp.compress(arr, category="airplane", quality=5, models_dir=models_dir)
+    assert a == b == c
+    out = gancomp.decompress(a, models_dir=models_dir)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+
+
+def test_batch_equals_single_and_file_size_estimate(tmp_path, models_dir, data_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in sorted(data_dir.iterdir()):
+        shutil.copy(f, folder / f.name)
+    r = _cli("compress", folder, "-c", "flower", "-o", tmp_path / "out", "--models-dir", models_dir)
+    assert r.exit_code == 0, r.output
+    codec = Codec.load("flower", models_dir)
+    for f in sorted(folder.iterdir()):
+        single = gancomp.compress(f, category="flower", models_dir=models_dir)
+        assert (tmp_path / "out" / (f.stem + ".gcz")).read_bytes() == single
+    # The payload is within 1% (+ a few bytes of coder flush) of -log2 p of the symbols.
+    flower = np.asarray(Image.open(data_dir / "flower_0.jpg").convert("RGB"))
+    data = codec.compress_arrays([flower], 4)[0]
+    header, payload = unpack(data)
+    est = codec.coder.estimate_bits(codec.analyse([flower], 4)[0], 3) / 8
+    assert abs(len(payload) - est) <= 0.01 * est + 4
+
+
+def test_no_overwrite_and_default_names(tmp_path, models_dir, data_dir):
+    src = tmp_path / "img.png"
+    shutil.copy(data_dir / "airplane_1.png", src)
+    original = src.read_bytes()
+    assert _cli("compress", src, "-c", "airplane", "--models-dir", models_dir).exit_code == 0
+    gcz = (tmp_path / "img.gcz").read_bytes()
+    r = _cli("compress", src, "-c", "airplane", "-q", 1, "--models-dir", models_dir)
+    assert r.exit_code == 1 and "--force" in r.output
+    assert (tmp_path / "img.gcz").read_bytes() == gcz
+    assert _cli("decompress", tmp_path / "img.gcz", "--models-dir", models_dir).exit_code == 0
+    assert src.read_bytes() == original  # img.png is never touched
+    r = _cli("decompress", tmp_path / "img.gcz", "--models-dir", models_dir)
+    assert r.exit_code == 1 and "exists" in r.output
+    r = _cli("decompress", tmp_path / "img.gcz", "--force", "--models-dir", models_dir)
+    assert r.exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.decoded.png", "img.gcz", "img.png"]
+
+
+def test_info_and_json(tmp_path, models_dir, data_dir):
+    gcz = tmp_path / "a.gcz"
+    _cli(
+        "compress", data_dir / "airplane_2.png", "-c", "ship", "-o", gcz, "--models-dir", models_dir
+    )
+    r = _cli("info", gcz, "--json")
+    d = json.loads(r.output)
+    assert d["category"] == "ship" and d["width"] == 32 and d["quality"] == 4
+    assert d["file_bytes"] == gcz.stat().st_size
+    assert abs(d["bpp"] - 8 * d["file_bytes"] / 1024) < 1e-9
+
+
+def test_auto_category_picks_a_model(tmp_path, models_dir, data_dir):
+    r = _cli(
+        "compress",
+        data_dir / "airplane_0.png",
+        "-c",
+        "auto",
+        "-o",
+        tmp_path / "x.gcz",
+        "--json",
+        "--models-dir",
+        models_dir,
+    )
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["category"] in {"airplane", "flower", "ship"}
+    assert unpack((tmp_path / "x.gcz").read_bytes())[0].category == d["category"]
+
+
+def test_errors_are_one_line(tmp_path, models_dir, data_dir):
+    r = run_cli(
+        "compress",
+        data_dir / "airplane_0.png",
+        "-c",
+        "boat",
+        "-o",
+        tmp_path / "x.gcz",
+        "--models-dir",
+        models_dir,
+    )
+    assert r.returncode == 1 and "no model for category 'boat'" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    # A file written by another model of the same category is refused by fingerprint.
+    other = tmp_path / "models"
+    shutil.copytree(models_dir, other)
+    from gancomp.gan import CodecConfig
+    from gancomp.train import init_model_folder
+
+    init_model_folder(
+        CodecConfig(category="airplane", channels=16, latent_channels=16),
+        other / "airplane",
+        seed=9,
+        force=True,
+    )
+    gcz = tmp_path / "y.gcz"
+    assert (
+        _cli(
+            "compress",
+            data_dir / "airplane_0.png",
+            "-c",
+            "airplane",
+            "-o",
+            gcz,
+            "--models-dir",
+            other,
+        ).exit_code
+        == 0
+    )
+    r = run_cli("decompress", gcz, "-o", tmp_path / "y.png", "--models-dir", models_dir)
+    assert r.returncode == 1 and "written by model" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_batch_with_a_bad_file_continues(tmp_path, models_dir, data_dir):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(data_dir / "airplane_0.png", folder / "good.png")
+    (folder / "bad.png").write_text("not an image")
+    r = run_cli(
+        "compress", folder, "-c", "airplane", "-o", tmp_path / "out", "--models-dir", models_dir
+    )
+    assert r.returncode == 1
+    assert (tmp_path / "out" / "good.gcz").exists() and not (tmp_path / "out" / "bad.gcz").exists()
+    assert "bad.png" in r.stderr and "1 of 2 files failed" in r.stderr
+
+
+def test_determinism_across_processes_and_thread_settings(tmp_path, models_dir, data_dir):
+    """Encode in one process, decode in others with different threads / oneDNN settings."""
+    src = data_dir / "flower_2.jpg"
+    settings = [
+        {"TF_NUM_INTRAOP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "1"},
+        {"TF_NUM_INTRAOP_THREADS": "2", "TF_ENABLE_ONEDNN_OPTS": "0"},
+    ]
+    blobs, pixels = [], []
+    for i, env in enumerate(settings):
+        gcz = tmp_path / f"e{i}.gcz"
+        r = run_cli("compress", src, "-c", "flower", "-o", gcz, "--models-dir", models_dir, env=env)
+        assert r.returncode == 0, r.stderr
+        blobs.append(gcz.read_bytes())
+    assert blobs[0] == blobs[1]
+    for i, env in enumerate(settings):
+        out = tmp_path / f"d{i}.png"
+        r = run_cli(
+            "decompress", tmp_path / "e0.gcz", "-o", out, "--models-dir", models_dir, env=env
+        )
+        assert r.returncode == 0, r.stderr
+        pixels.append(np.asarray(Image.open(out)))
+    assert np.array_equal(pixels[0], pixels[1])
