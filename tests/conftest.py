@@ -1,6 +1,4 @@
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,16 +29,3 @@ def _make_models(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     return _make_models(tmp_path_factory.mktemp("models"))
-
-
-def run_cli(*args, env=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
-    """Run ``python -m gancomp ARGS`` in a fresh process."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "gancomp", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=timeout,
-    )

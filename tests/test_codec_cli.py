@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from tests.conftest import run_cli
 
 import gancomp
 from gancomp.cli import main
 from gancomp.codec import Codec
 from gancomp.container import unpack
+from helpers import run_cli
 
 
 def _cli(*args):
