@@ -477,3 +477,263 @@ def info(file, as_json) -> None:
     w = max(len(k) for k in fields)
     for k, v in fields.items():
         click.echo(f"{k:<{w}}  {v:.4f}" if isinstance(v, float) else f"{k:<{w}}  {v}")
+
+
+# -- training ----------------------------------------------------------------------
+
+
+def _float_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("expected comma-separated numbers, e.g. 0.01,0.02") from None
+    if not 1 <= len(vals) <= 8 or any(v <= 0 for v in vals):
+        raise click.BadParameter("1 to 8 positive values")
+    return vals
+
+
+@main.command()
+@click.option(
+    "--category", "-c", required=True, help="Category name (built-in or new, e.g. 'ship')."
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(),
+    help="Training images: a folder (searched recursively for PNG, JPEG, WebP, BMP, TIFF) or a CIFAR-10 python-batches folder.",
+)
+@click.option(
+    "--val-data",
+    type=click.Path(),
+    help="Validation images (same kinds as --data) for the final table and TensorBoard images.",
+)
+@click.option(
+    "--cifar-class",
+    help="Class to take from a CIFAR-10 batches folder (default: the category name).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=20000,
+    show_default=True,
+    help="Total training steps.",
+)
+@click.option(
+    "--rd-steps",
+    type=click.IntRange(0),
+    help="Rate-distortion warm-up steps before the GAN phase (default: 80% of --steps).",
+)
+@click.option(
+    "--beta",
+    type=click.FloatRange(0),
+    default=0.01,
+    show_default=True,
+    help="Weight of the adversarial loss (0 disables the GAN phase).",
+)
+@click.option(
+    "--lambdas",
+    callback=_float_list,
+    help="Comma-separated lambda per quality level (distortion weight on MSE of 0-255 pixels).",
+)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option(
+    "--patch-size",
+    type=click.IntRange(8),
+    help="Random crop size (default: 32 for CIFAR-size images, else 128).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=5e-4,
+    show_default=True,
+    help="Learning rate of the encoder/generator.",
+)
+@click.option("--channels", type=click.IntRange(4), help="Hidden channels of E and G (default 96).")
+@click.option("--latent-channels", type=click.IntRange(4), help="Latent channels M (default 128).")
+@click.option(
+    "--num-down",
+    type=click.IntRange(1, 6),
+    help="Stride-2 stages (default: 3 for images <= 64 px, else 4).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(),
+    help="Model folder to write (default: ./trained/<category>). Checkpoints go to <output>.ckpt.",
+)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint of --output.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option("--log-dir", type=click.Path(), help="TensorBoard log folder.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multi-worker"]),
+    default="default",
+    show_default=True,
+    help="tf.distribute strategy: mirrored = all local devices; multi-worker uses TF_CONFIG.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--val-limit",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Validation images used for the final table.",
+)
+def train(
+    category,
+    data,
+    val_data,
+    cifar_class,
+    steps,
+    rd_steps,
+    beta,
+    lambdas,
+    batch_size,
+    patch_size,
+    lr,
+    channels,
+    latent_channels,
+    num_down,
+    output,
+    resume,
+    checkpoint_every,
+    log_dir,
+    strategy,
+    seed,
+    val_limit,
+) -> None:
+    """Train a category model from a folder of images.
+
+    Rate + lambda * MSE for every quality level, then an adversarial phase with
+    the latent-conditioned discriminator (HiFiC style). Checkpoints are written
+    every --checkpoint-every steps and on Ctrl-C; --resume continues. The result
+    is a model folder that compress/decompress use with --models-dir (its parent).
+    """
+    from pathlib import Path
+
+    from gancomp.train import TrainSettings
+    from gancomp.train import train as run_training
+
+    out = Path(output) if output else Path("trained") / category
+    settings = TrainSettings(
+        category=category,
+        data=data,
+        output=str(out),
+        val_data=val_data,
+        cifar_class=cifar_class,
+        steps=steps,
+        batch_size=batch_size,
+        patch_size=patch_size,
+        rd_steps=rd_steps,
+        beta=beta,
+        lambdas=lambdas,
+        lr=lr,
+        channels=channels,
+        latent_channels=latent_channels,
+        num_down=num_down,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        log_dir=log_dir,
+        resume=resume,
+        strategy=strategy,
+        val_limit=val_limit,
+        progress=sys.stderr.isatty(),
+    )
+    result = run_training(settings)
+    click.echo(
+        f"model written to {result['output']} (fingerprint {result['fingerprint']}, {result['steps']} steps)"
+    )
+    if result.get("skipped"):
+        click.echo(f"skipped {len(result['skipped'])} unreadable files", err=True)
+    if result.get("validation"):
+        click.echo("quality    bpp    PSNR  MS-SSIM")
+        for row in result["validation"]:
+            click.echo(
+                f"{row['quality']:>7} {row['bpp']:6.3f} {row['psnr']:7.2f} {row['ms_ssim']:8.4f}"
+            )
+
+
+# -- benchmark ---------------------------------------------------------------------
+
+
+def _levels_arg(ctx, param, value):
+    from gancomp.bench import parse_levels
+
+    try:
+        return parse_levels(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _codecs_arg(ctx, param, value):
+    from gancomp.bench import parse_codecs
+
+    try:
+        return parse_codecs(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.option("--category", "-c", required=True, help="Model to benchmark, e.g. airplane.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(),
+    help="Folder of images (PNG, JPEG, WebP, BMP, TIFF; not searched recursively).",
+)
+@click.option(
+    "--codecs",
+    default="jpeg,webp,avif",
+    show_default=True,
+    callback=_codecs_arg,
+    help="Classical codecs to compare with (comma-separated).",
+)
+@click.option(
+    "--levels",
+    default="1-8",
+    show_default=True,
+    callback=_levels_arg,
+    help="gancomp quality levels: a range (1-8), a list (1,3,5) or one level.",
+)
+@click.option("--json", "json_path", type=click.Path(), help="Write all results to this file.")
+@click.option("--plot", "plot_path", type=click.Path(), help="Write rate-distortion curves (.png).")
+@click.option("--limit", type=click.IntRange(1), help="Use only the first N images (by name).")
+@click.option("--force", is_flag=True, help="Overwrite existing --json / --plot files.")
+@_MODELS_DIR_OPTION
+def bench(category, data, codecs, levels, json_path, plot_path, limit, force, models_dir) -> None:
+    """Rate-distortion benchmark of a model against JPEG, WebP and AVIF.
+
+    Every codec compresses the images of --data in memory. For each setting the
+    table shows mean bpp (whole file, headers included), PSNR, MS-SSIM, MSE, L1
+    and coding times per image. The BD-rate (Bjontegaard, VCEG-M33) compares
+    gancomp with each codec at equal PSNR and at equal MS-SSIM dB; negative means
+    gancomp needs fewer bits.
+    """
+    from gancomp import bench as bench_mod
+    from gancomp.fileio import check_writable_target
+
+    # Fail before the (long) run if an output cannot be written.
+    if json_path:
+        check_writable_target(json_path, force)
+    if plot_path:
+        bench_mod.check_plot_target(plot_path, force)
+    files = bench_mod.list_images(data, limit)
+    result = bench_mod.run_bench(
+        category,
+        bench_mod.load_rgb(files),
+        codecs,
+        levels,
+        models_dir=models_dir,
+        progress=sys.stderr.isatty(),
+    )
+    result["data"] = str(data)
+    for name, reason in result["skipped"].items():
+        click.echo(f"gancomp: warning: skipping {name}: {reason}", err=True)
+    click.echo(bench_mod.format_tables(result))
+    if json_path:
+        bench_mod.write_json(result, json_path, force=force)
+    if plot_path:
+        bench_mod.write_plot(result, plot_path, force=force)
