@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Reproduce the shipped models (models/airplane, models/automobile, models/flower).
+# Usage: scripts/train_models.sh DATA_ROOT OUT_ROOT   (DATA_ROOT holds cifar10/ and flowers/)
+# The three runs share the machine; each writes OUT_ROOT/<category> (+ .ckpt, .log, .tb).
+# Interrupted runs continue with the same command plus --resume.
+set -euo pipefail
+data=${1:-../shared/data}
+out=${2:-runs/final}
+mkdir -p "$out"
+cifar_lambdas=0.004,0.0088,0.0193,0.0424,0.093,0.205,0.45,1.0
+flower_lambdas=0.003,0.0055,0.0101,0.0186,0.0342,0.0629,0.1156,0.2126
+
+for cat in airplane automobile; do
+  nohup gancomp train --category "$cat" \
+    --data "$data/cifar10/$cat/train" --val-data "$data/cifar10/$cat/val" \
+    --steps 12000 --rd-steps 10000 --beta 0.01 --lambdas "$cifar_lambdas" \
+    --batch-size 16 --patch-size 32 --lr 7e-4 --num-down 2 --channels 96 --latent-channels 64 \
+    --checkpoint-every 500 --val-limit 200 \
+    --output "$out/$cat" --log-dir "$out/$cat.tb" > "$out/$cat.log" 2>&1 &
+done
+nohup gancomp train --category flower \
+  --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --steps 4000 --rd-steps 3400 --beta 0.01 --lambdas "$flower_lambdas" \
+  --batch-size 8 --patch-size 128 --lr 7e-4 --num-down 4 --channels 96 --latent-channels 128 \
+  --checkpoint-every 250 --val-limit 40 \
+  --output "$out/flower" --log-dir "$out/flower.tb" > "$out/flower.log" 2>&1 &
+wait
