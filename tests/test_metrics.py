@@ -192,3 +192,25 @@ def test_compare_keys():
     assert result["identical"] is False
     assert (result["width"], result["height"]) == (32, 32)
     assert result["psnr"] == pytest.approx(metrics.psnr(a, _noisy(a, 5.0)))
+
+
+@pytest.mark.parametrize("name", ["airplane_0.png", "flower_0.jpg"])
+def test_mse_psnr_match_scikit_image(name):
+    from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
+
+    a = load_image(DATA / name).rgb
+    b = _jpeg(a, 40)
+    ref_mse = mean_squared_error(a.astype(np.float64), b.astype(np.float64))
+    ref_psnr = peak_signal_noise_ratio(a, b, data_range=255)
+    assert metrics.mse(a, b) == pytest.approx(ref_mse, rel=1e-9)
+    assert metrics.psnr(a, b) == pytest.approx(ref_psnr, rel=1e-9)
+
+
+def test_ms_ssim_matches_tensorflow_at_768x512(tf):
+    # A real photo at the size the speed targets use, against a JPEG-degraded copy.
+    pil = PILImage.open(DATA / "flower_0.jpg").convert("RGB").resize((768, 512), PILImage.BICUBIC)
+    a = np.asarray(pil)
+    b = _noisy(_jpeg(a, 25), 3.0)
+    value, scales = metrics.ms_ssim(a, b)
+    assert scales == 5
+    assert value == pytest.approx(_tf_msssim(tf, a, b), abs=1e-4)
