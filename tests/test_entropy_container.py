@@ -82,7 +82,7 @@ def test_garbage_payload_never_hangs_or_overflows():
         blob = rng.bytes(int(rng.integers(0, 64)))
         try:
             out = coder.decode(blob, 0, (4, 4))
-        except (InputError, ValueError, RuntimeError, AssertionError):
+        except InputError:
             continue
         assert np.abs(out).max() <= LATENT_LIMIT
 

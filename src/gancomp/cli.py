@@ -528,9 +528,7 @@ def _float_list(ctx, param, value):
 @click.option(
     "--beta",
     type=click.FloatRange(0),
-    default=0.01,
-    show_default=True,
-    help="Weight of the adversarial loss (0 disables the GAN phase).",
+    help="Weight of the adversarial loss (default 0.01; 0 disables the GAN phase).",
 )
 @click.option(
     "--lambdas",

@@ -24,7 +24,7 @@ from . import container
 from ._tf import tf as _import_tf
 from .entropy import EntropyTables, LatentCoder
 from .errors import GancompError, InputError
-from .models import ModelFolder, find_model, read_model_folder
+from .models import ModelFolder, check_category_name, find_model, read_model_folder
 
 DEFAULT_QUALITY = 4
 # Pixels per network call: bounds memory and fixes the batch shape per image size.
@@ -94,8 +94,6 @@ class Codec:
         with np.load(io.BytesIO(self.folder.weights), allow_pickle=False) as z:
             weights = {k: z[k] for k in z.files}
         # Inference needs E, G and the gains only; built standalone so D never loads.
-        import keras
-
         enc, gen = Encoder(cfg, name="encoder"), Generator(cfg, name="generator")
         s = cfg.stride
         enc(tf.zeros([1, s, s, 3]))
@@ -114,7 +112,6 @@ class Codec:
                 f"model folder {self.folder.path} does not match its config ({exc})"
             ) from None
         self._gain, self._inv_gain = gain, inv_gain
-        del keras
 
         @tf.function(
             input_signature=[
@@ -397,6 +394,10 @@ def decompress_many(
     for i, (h, _) in enumerate(parsed):
         by_cat.setdefault(h.category, []).append(i)
     for cat, idx in by_cat.items():
+        try:
+            check_category_name(cat)  # a name read from a file must not point outside models_dir
+        except InputError:
+            raise InputError(f"corrupt .gcz file: invalid category name {cat!r}") from None
         codec = load_codec(cat, models_dir)
         for i, im in zip(idx, codec.decode_payloads([parsed[i] for i in idx])):
             out[i] = im

@@ -180,29 +180,55 @@ class LatentCoder:
         return data[: len(data) - (len(data[-4:]) - len(data[-4:].rstrip(b"\0")))] if data else b""
 
     def decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
+        """Latents (h, w, M) int32; any inconsistent stream raises InputError."""
+        try:
+            return self._decode(data, level, shape)
+        except InputError:
+            raise
+        except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
+            # constriction reports impossible streams with assertions or value errors.
+            raise InputError(f"corrupt payload ({type(exc).__name__})") from None
+
+    def _decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
         t = self.tables
         m = t.channels
         h, w = shape
         models = self._level(level)
+        log2p = self._log2[level]
+        # A range coder never writes fewer bits than the symbols' information (-log2 p) minus
+        # a few words, so a payload far too short for the header's size is corrupt: refuse it
+        # before allocating h*w*m latents or looping over escapes. Factor 2 and 256 bits of
+        # slack cover constriction's re-quantized probabilities and the final flush.
+        budget = 2.0 * (8 * len(data) + 256)
+        if h * w * sum(-float(lp.max()) for lp in log2p) > budget:
+            raise InputError("corrupt payload: too short for the image size")
         padded = data + b"\0" * (-len(data) % 4)
         words = np.frombuffer(padded, dtype="<u4").astype(np.uint32)
         dec = constriction.stream.queue.RangeDecoder(words)
         rows = level * m + np.arange(m)
         n = t.lengths[rows].astype(np.int64)
-        idx = np.empty((h * w, m), np.int64)
+        cols, info = [], 0.0
         for c, model in enumerate(models):
-            idx[:, c] = dec.decode(model, h * w)
+            col = dec.decode(model, h * w)
+            info -= float(log2p[c][col].sum())
+            if info > budget:
+                raise InputError("corrupt payload: shorter than its symbols")
+            cols.append(col)
+        idx = np.stack(cols, axis=1).astype(np.int64)
         values = idx + t.offsets[rows].astype(np.int64) - 1
         under = idx == 0
         over = idx == n - 1
         esc = under | over
+        if info + float(esc.sum()) * np.log2(34) > budget:  # each escape codes >= log2(34) bits
+            raise InputError("corrupt payload: shorter than its symbols")
         for c in range(m):
             for i in np.nonzero(esc[:, c])[0]:
                 d = _decode_gamma(dec)
+                # Python ints: a corrupt d (up to 2**33) must not overflow int32 scalar math.
                 if under[i, c]:
-                    values[i, c] = t.offsets[rows[c]] - 1 - d
+                    values[i, c] = int(t.offsets[rows[c]]) - 1 - d
                 else:
-                    values[i, c] = t.offsets[rows[c]] + n[c] - 2 + d
+                    values[i, c] = int(t.offsets[rows[c]]) + int(n[c]) - 2 + d
         if np.abs(values).max(initial=0) > LATENT_LIMIT:
             raise InputError("corrupt payload: latent out of range")
         return values.reshape(h, w, m).astype(np.int32)

@@ -17,7 +17,8 @@ def evaluate_model(
     levels: Sequence[int] | None = None,
 ) -> list[dict]:
     """Per level: mean bpp (whole .gcz file), PSNR, MS-SSIM, MSE, L1 and coding times."""
-    from .codec import Codec, DecodedImage  # noqa: F401
+    from .codec import Codec
+    from .container import unpack
 
     codec = Codec.from_path(model_path)
     levels = list(levels or range(1, codec.levels + 1))
@@ -26,8 +27,6 @@ def evaluate_model(
         t0 = time.perf_counter()
         blobs = codec.compress_arrays(list(images), q)
         t1 = time.perf_counter()
-        from .container import unpack
-
         decoded = codec.decode_payloads([unpack(b) for b in blobs])
         t2 = time.perf_counter()
         rows.append(summarise(q, images, [d.rgb for d in decoded], [len(b) for b in blobs]))

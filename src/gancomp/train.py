@@ -28,6 +28,9 @@ from ._tf import tf as _import_tf
 from .errors import GancompError, InputError
 
 
+DEFAULT_BETA = 0.01
+
+
 @dataclass
 class TrainSettings:
     category: str
@@ -39,7 +42,7 @@ class TrainSettings:
     batch_size: int = 32
     patch_size: int | None = None  # default: 32 for CIFAR-size data, else 128
     rd_steps: int | None = None  # default: 80% of steps
-    beta: float = 0.02
+    beta: float | None = None  # default: DEFAULT_BETA (a resumed run keeps its own)
     lambdas: tuple[float, ...] | None = None
     lr: float = 5e-4
     density_lr_factor: float = 10.0
@@ -114,8 +117,11 @@ class Trainer:
             cfg_dict = json.loads((self.ckpt_dir / "config.json").read_text())
             self.cfg = CodecConfig.from_dict(cfg_dict)
             saved = json.loads((self.ckpt_dir / "train.json").read_text())
+            # The run's settings carry over; an explicit --rd-steps or --beta overrides
+            # them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
             for k in ("rd_steps", "beta", "lr", "disc_lr", "seed", "density_lr_factor", "clipnorm"):
-                setattr(s, k, saved[k])
+                if not (k in ("rd_steps", "beta") and getattr(s, k) is not None):
+                    setattr(s, k, saved[k])
         else:
             kw = {
                 "category": s.category,
@@ -132,6 +138,8 @@ class Trainer:
             raise InputError(
                 f"--patch-size {patch} must be a multiple of the stride {self.cfg.stride}"
             )
+        if s.beta is None:
+            s.beta = DEFAULT_BETA
         if s.rd_steps is None:
             s.rd_steps = int(0.8 * s.steps)
 
