@@ -27,7 +27,6 @@ import numpy as np
 from ._tf import tf as _import_tf
 from .errors import GancompError, InputError
 
-
 DEFAULT_BETA = 0.01
 
 
