@@ -25,3 +25,15 @@ nohup gancomp train --category flower \
   --checkpoint-every 250 --val-limit 40 \
   --output "$out/flower" --log-dir "$out/flower.tb" > "$out/flower.log" 2>&1 &
 wait
+
+# What was actually run for the shipped flower model: the run above was stopped at
+# step 1561 (SIGTERM, checkpoint) to fit the session, then resumed with a shorter
+# schedule (the learning-rate drop comes at 90% of --steps):
+#   gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+#     --steps 2700 --rd-steps 2400 --val-limit 40 --checkpoint-every 250 \
+#     --output "$out/flower" --log-dir "$out/flower.tb" --resume
+# The beta = 0 ablation branches the airplane run at the end of its warm-up (step 10000):
+#   cp -r "$out/airplane.ckpt" ablation/airplane_beta0.ckpt   # taken at step 10000
+#   gancomp train --category airplane --data "$data/cifar10/airplane/train" \
+#     --val-data "$data/cifar10/airplane/val" --steps 12000 --beta 0 --val-limit 200 \
+#     --resume --output ablation/airplane_beta0 --log-dir ablation/airplane_beta0.tb
