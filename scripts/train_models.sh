@@ -26,12 +26,15 @@ nohup gancomp train --category flower \
   --output "$out/flower" --log-dir "$out/flower.tb" > "$out/flower.log" 2>&1 &
 wait
 
-# What was actually run for the shipped flower model: the run above was stopped at
-# step 1561 (SIGTERM, checkpoint) to fit the session, then resumed with a shorter
-# schedule (the learning-rate drop comes at 90% of --steps):
+# What was actually run for the shipped flower model (to fit one 3-hour session beside
+# the CIFAR runs): the run above was stopped at step 1561 (SIGTERM, checkpoint), resumed
+# with --steps 2700 --rd-steps 2400, stopped again at step 1739, resumed with
 #   gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
-#     --steps 2700 --rd-steps 2400 --val-limit 40 --checkpoint-every 250 \
+#     --steps 2100 --rd-steps 1900 --val-limit 40 --checkpoint-every 250 \
 #     --output "$out/flower" --log-dir "$out/flower.tb" --resume
+# (learning-rate drop at step 1890), stopped at step 1977 (77 GAN steps) and exported
+# with the same command and --steps 1977. A longer run is the first thing to try for
+# a better flower model.
 # The beta = 0 ablation branches the airplane run at the end of its warm-up (step 10000):
 #   cp -r "$out/airplane.ckpt" ablation/airplane_beta0.ckpt   # taken at step 10000
 #   gancomp train --category airplane --data "$data/cifar10/airplane/train" \
