@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import GancompError, InputError
+from .imageio import load_image, to_rgb_for_metrics
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 CIFAR_CLASSES = (
@@ -42,17 +42,8 @@ class ImageSet:
 
 
 def _decode(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        im.load()
-        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(bg, rgba)
-        elif im.mode in ("I;16", "I;16B", "I;16L", "I"):
-            a = np.asarray(im, dtype=np.float64)
-            a = np.clip(np.round(a * 255.0 / 65535.0), 0, 255).astype(np.uint8)
-            return np.repeat(a[..., None], 3, axis=2)
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    # The one image reader of the package: same modes, EXIF, 16-bit and alpha rules.
+    return to_rgb_for_metrics(load_image(path))
 
 
 def is_cifar_folder(path: Path) -> bool:
@@ -119,8 +110,8 @@ def load_folder(
         def safe(p: Path):
             try:
                 return _decode(p), None
-            except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-                return None, str(exc) or type(exc).__name__
+            except GancompError as exc:
+                return None, str(exc)
 
         with ThreadPoolExecutor(workers) as pool:
             decoded = list(pool.map(safe, files))

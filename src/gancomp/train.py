@@ -359,9 +359,11 @@ class Trainer:
 
     def _image_summary(self, writer) -> None:
         tf = _import_tf()
-        imgs = [a for a in self.val_set.images[:4]]
-        s = self.cfg.stride
-        crops = np.stack([_pad_crop(a, self.patch, s) for a in imgs]).astype(np.float32) / 255
+        from .data import _pad_to
+
+        imgs = self.val_set.images[:4]
+        crops = np.stack([_pad_to(a[: self.patch, : self.patch], self.patch) for a in imgs])
+        crops = crops.astype(np.float32) / 255
         x = tf.constant(crops)
         rows = []
         for lv in (0, self.cfg.levels - 1):
@@ -424,14 +426,6 @@ class Trainer:
 def _raise_interrupt(*_args) -> None:
     # SIGTERM (e.g. a job scheduler) gets the same clean checkpoint as Ctrl-C.
     raise KeyboardInterrupt
-
-
-def _pad_crop(a: np.ndarray, patch: int, stride: int) -> np.ndarray:
-    a = a[:patch, :patch]
-    ph, pw = patch - a.shape[0], patch - a.shape[1]
-    if ph or pw:
-        a = np.pad(a, [(0, ph), (0, pw), (0, 0)], mode="symmetric")
-    return a
 
 
 def inference_weights(model) -> dict[str, np.ndarray]:
