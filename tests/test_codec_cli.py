@@ -214,8 +214,8 @@ def test_determinism_across_processes_and_thread_settings(tmp_path, models_dir, 
     """Encode in one process, decode in others with different threads / oneDNN settings."""
     src = data_dir / "flower_2.jpg"
     settings = [
-        {"TF_NUM_INTRAOP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "1"},
-        {"TF_NUM_INTRAOP_THREADS": "2", "TF_ENABLE_ONEDNN_OPTS": "0"},
+        {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "1"},
+        {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "TF_ENABLE_ONEDNN_OPTS": "0"},
     ]
     blobs, pixels = [], []
     for i, env in enumerate(settings):

@@ -12,8 +12,9 @@ from gancomp import codec
 from helpers import run_cli
 
 DATA = Path(__file__).parent / "data"
-SINGLE = {"TF_NUM_INTRAOP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
-MULTI = {"TF_NUM_INTRAOP_THREADS": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
+# The codec runs on NumPy (OpenBLAS threads); the TF settings must not matter either.
+SINGLE = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
+MULTI = {"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "TF_ENABLE_ONEDNN_OPTS": "1"}
 
 
 def _batch_folder(folder: Path) -> Path:

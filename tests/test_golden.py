@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import gancomp
 from gancomp.models import BUILTIN_CATEGORIES, available_categories
+from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parent
 GOLDEN = ROOT / "data" / "golden"
@@ -37,3 +39,27 @@ def test_encoder_reproduces_golden_bitstream(category):
     rec = RECORD[category]
     data = gancomp.compress(ROOT.parent / rec["source"], category=category, quality=rec["quality"])
     assert hashlib.sha256(data).hexdigest() == rec["gcz_sha256"]
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_golden_flower_in_a_fresh_process_with_threads(tmp_path, threads):
+    """The real flower model is big enough for multi-threaded BLAS: results must not move."""
+    rec = RECORD["flower"]
+    env = {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+    gcz, png = tmp_path / "f.gcz", tmp_path / "f.png"
+    r = run_cli(
+        "compress",
+        ROOT.parent / rec["source"],
+        "-c",
+        "flower",
+        "-q",
+        rec["quality"],
+        "-o",
+        gcz,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(gcz.read_bytes()).hexdigest() == rec["gcz_sha256"]
+    r = run_cli("decompress", GOLDEN / "flower.gcz", "-o", png, env=env)
+    assert r.returncode == 0, r.stderr
+    assert pixel_hash(np.asarray(Image.open(png))) == rec["pixels_sha256"]

@@ -533,7 +533,7 @@ def _float_list(ctx, param, value):
 @click.option(
     "--lambdas",
     callback=_float_list,
-    help="Comma-separated lambda per quality level (distortion weight on MSE of 0-255 pixels).",
+    help="Comma-separated lambda per quality level (distortion weight on MSE of 0-255 pixels). With --resume: re-targets the levels of the checkpoint.",
 )
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option(

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from . import container
-from ._tf import tf as _import_tf
 from .entropy import EntropyTables, LatentCoder
 from .errors import GancompError, InputError
 from .models import ModelFolder, check_category_name, find_model, read_model_folder
@@ -48,14 +47,13 @@ class DecodedImage:
 
 
 class Codec:
-    """One loaded category model (the TensorFlow part built lazily on first use)."""
+    """One loaded category model (weights loaded lazily on first use)."""
 
     def __init__(self, folder: ModelFolder):
         self.folder = folder
         self.tables = EntropyTables.from_bytes(folder.tables)
         self.coder = LatentCoder(self.tables)
-        self._net = None
-        self._enc_fn = self._dec_fn = None
+        self._net = None  # inference.Transforms, loaded on first use
 
     @classmethod
     def load(cls, category: str, models_dir: str | os.PathLike | None = None) -> Codec:
@@ -87,53 +85,22 @@ class Codec:
             return
         import io
 
-        tf = _import_tf()
-        from .gan import CodecConfig, Encoder, Generator
+        from .inference import Transforms
 
-        cfg = CodecConfig.from_dict(self.folder.config)
         with np.load(io.BytesIO(self.folder.weights), allow_pickle=False) as z:
             weights = {k: z[k] for k in z.files}
-        # Inference needs E, G and the gains only; built standalone so D never loads.
-        enc, gen = Encoder(cfg, name="encoder"), Generator(cfg, name="generator")
-        s = cfg.stride
-        enc(tf.zeros([1, s, s, 3]))
-        gen(tf.zeros([1, 1, 1, cfg.latent_channels]))
         try:
-            for prefix, layer in (("gancodec/encoder/", enc), ("gancodec/generator/", gen)):
-                for v in layer.weights:
-                    key = prefix + v.path.split("/", 1)[1]
-                    if weights[key].shape != tuple(v.shape):
-                        raise KeyError(key)
-                    v.assign(weights[key])
+            # Inference needs E, G and the gains only, so D never loads.
+            net = Transforms(weights, self.folder.config)
             gain = np.exp(weights["gancodec/log_gain"]).astype(np.float32)
             inv_gain = np.exp(weights["gancodec/log_inv_gain"]).astype(np.float32)
         except KeyError as exc:
             raise GancompError(
                 f"model folder {self.folder.path} does not match its config ({exc})"
             ) from None
-        self._gain, self._inv_gain = gain, inv_gain
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.float32),
-                tf.TensorSpec([None], tf.float32),
-            ]
-        )
-        def encode(x, g):
-            # Round in the graph: the same float op on every path to the bitstream.
-            return tf.round(enc(x) * g)
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None, None, cfg.latent_channels], tf.float32),
-                tf.TensorSpec([None], tf.float32),
-            ]
-        )
-        def decode(y, ig):
-            img = gen(y * ig)
-            return tf.cast(tf.clip_by_value(tf.round(img * 255.0), 0.0, 255.0), tf.uint8)
-
-        self._enc_fn, self._dec_fn, self._net = encode, decode, (enc, gen)
+        if gain.shape != (self.levels, net.latent_channels) or inv_gain.shape != gain.shape:
+            raise GancompError(f"model folder {self.folder.path}: gains do not match its config")
+        self._gain, self._inv_gain, self._net = gain, inv_gain, net
 
     def _check_level(self, quality: int) -> int:
         if not 1 <= quality <= self.levels:
@@ -148,7 +115,8 @@ class Codec:
         s = self.stride
 
         def fn(b: np.ndarray) -> np.ndarray:
-            return self._enc_fn(b.astype(np.float32) / 255.0, g).numpy().astype(np.int32)
+            y = self._net.encode(b.astype(np.float32) / np.float32(255.0))
+            return np.round(y * g).astype(np.int32)
 
         padded = [_pad(im, s) for im in images]
         return _apply(padded, fn, scale=(1, s), tile=TILE, margin=TILE_MARGIN)
@@ -160,7 +128,8 @@ class Codec:
         s = self.stride
 
         def fn(b: np.ndarray) -> np.ndarray:
-            return self._dec_fn(b.astype(np.float32), ig).numpy()
+            img = self._net.generate(b.astype(np.float32) * ig)
+            return np.clip(np.round(img * np.float32(255.0)), 0, 255).astype(np.uint8)
 
         return _apply(latents, fn, scale=(s, 1), tile=TILE // s, margin=LATENT_MARGIN)
 

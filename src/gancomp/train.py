@@ -13,6 +13,7 @@ an interrupted run loses at most ``checkpoint_every`` steps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -121,6 +122,16 @@ class Trainer:
             for k in ("rd_steps", "beta", "lr", "disc_lr", "seed", "density_lr_factor", "clipnorm"):
                 if not (k in ("rd_steps", "beta") and getattr(s, k) is not None):
                     setattr(s, k, saved[k])
+            if s.lambdas:
+                # Re-targeting the levels of a trained model: the per-level gains adapt,
+                # so fine-tuning with new distortion weights is much cheaper than a retrain.
+                lambdas = tuple(float(v) for v in s.lambdas)
+                if len(lambdas) != self.cfg.levels:
+                    raise InputError(
+                        f"--lambdas gives {len(lambdas)} values but the checkpoint has "
+                        f"{self.cfg.levels} levels"
+                    )
+                self.cfg = dataclasses.replace(self.cfg, lambdas=lambdas)
         else:
             kw = {
                 "category": s.category,

@@ -1,0 +1,87 @@
+"""The NumPy runtime (gancomp.inference) against the Keras definition it ports."""
+
+import numpy as np
+import pytest
+
+from gancomp.inference import Transforms, conv2d, conv2d_transpose
+
+
+def _tf():
+    from gancomp._tf import tf
+
+    return tf()
+
+
+@pytest.mark.parametrize("k,stride,h,w", [(5, 2, 16, 24), (5, 2, 7, 9), (3, 1, 5, 8), (5, 1, 6, 6)])
+@pytest.mark.parametrize("cin", [3, 20])
+def test_conv2d_matches_tensorflow(k, stride, h, w, cin):
+    tf = _tf()
+    rng = np.random.default_rng(k * 100 + h)
+    x = rng.normal(size=(2, h, w, cin)).astype(np.float32)
+    kern = rng.normal(size=(k, k, cin, 7)).astype(np.float32)
+    bias = rng.normal(size=7).astype(np.float32)
+    want = tf.nn.conv2d(x, kern, stride, "SAME").numpy() + bias
+    got = conv2d(x, kern, bias, stride)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("cout", [3, 11])
+@pytest.mark.parametrize("h,w", [(4, 6), (1, 1), (5, 3)])
+def test_conv2d_transpose_matches_keras(cout, h, w):
+    tf = _tf()
+    import keras
+
+    rng = np.random.default_rng(h * 10 + w + cout)
+    x = rng.normal(size=(2, h, w, 13)).astype(np.float32)
+    layer = keras.layers.Conv2DTranspose(cout, 5, strides=2, padding="same")
+    layer.build((None, h, w, 13))
+    kern = rng.normal(size=layer.kernel.shape).astype(np.float32)
+    bias = rng.normal(size=cout).astype(np.float32)
+    layer.set_weights([kern, bias])
+    want = layer(tf.constant(x)).numpy()
+    got = conv2d_transpose(x, kern, bias)
+    assert got.shape == want.shape == (2, 2 * h, 2 * w, cout)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("num_down", [2, 3])
+def test_transforms_match_keras_model(num_down):
+    """E and G of a GANCodec with scrambled weights give the same outputs in NumPy."""
+    tf = _tf()
+    from gancomp.gan import CodecConfig, GANCodec
+    from gancomp.train import inference_weights
+
+    cfg = CodecConfig(
+        category="t", num_down=num_down, channels=12, latent_channels=10, disc_channels=4
+    )
+    model = GANCodec(cfg, name="gancodec")
+    model.build_all()
+    rng = np.random.default_rng(num_down)
+    for v in model.encoder.weights + model.generator.weights:
+        scale = 0.3 if "kernel" in v.path else 0.1
+        noise = rng.normal(scale=scale, size=v.shape)
+        # GDN parameters stay near their (positive) initial values, as in training.
+        if "beta" in v.path or "gamma" in v.path:
+            noise = v.numpy() + np.abs(noise)
+        v.assign(noise.astype(np.float32))
+    net = Transforms(inference_weights(model), {"num_down": num_down, "latent_channels": 10})
+    s = cfg.stride
+    x = rng.random((3, 3 * s, 5 * s, 3), dtype=np.float32)
+    y_keras = model.encoder(tf.constant(x)).numpy()
+    _close(net.encode(x), y_keras)
+    yq = np.round(y_keras * 4).astype(np.float32)
+    _close(net.generate(yq), model.generator(tf.constant(yq)).numpy())
+
+
+def _close(got: np.ndarray, want: np.ndarray) -> None:
+    # float32 sums in a different order: agreement relative to the output's scale.
+    assert got.shape == want.shape
+    assert np.abs(want).max() > 0.1
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_missing_weight_is_reported():
+    weights = {"gancodec/encoder/conv0/kernel": np.zeros((5, 5, 3, 4), np.float32)}
+    with pytest.raises(KeyError, match="gancodec/encoder/conv0/bias"):
+        Transforms(weights, {"num_down": 1, "latent_channels": 4})
