@@ -232,3 +232,26 @@ def test_determinism_across_processes_and_thread_settings(tmp_path, models_dir, 
         assert r.returncode == 0, r.stderr
         pixels.append(np.asarray(Image.open(out)))
     assert np.array_equal(pixels[0], pixels[1])
+
+
+def test_compress_and_decompress_do_not_import_tensorflow(tmp_path, data_dir):
+    """The codec runs on NumPy: TensorFlow's import cost stays out of compress/decompress."""
+    gcz, png = tmp_path / "a.gcz", tmp_path / "a.png"
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from gancomp.cli import main\n"
+        f"r = CliRunner().invoke(main, ['compress', {str(data_dir / 'flower_1.jpg')!r}, "
+        f"'-c', 'flower', '-o', {str(gcz)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        f"r = CliRunner().invoke(main, ['decompress', {str(gcz)!r}, '-o', {str(png)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok" and png.exists()

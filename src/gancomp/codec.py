@@ -128,8 +128,12 @@ class Codec:
         s = self.stride
 
         def fn(b: np.ndarray) -> np.ndarray:
-            img = self._net.generate(b.astype(np.float32) * ig)
-            return np.clip(np.round(img * np.float32(255.0)), 0, 255).astype(np.uint8)
+            # Latents of a damaged (but CRC-valid) file can overflow float32: such pixels
+            # come out as 0 or 255, deterministically and without a NumPy warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                img = self._net.generate(b.astype(np.float32) * ig) * np.float32(255.0)
+                img = np.nan_to_num(img, nan=0.0, posinf=255.0, neginf=0.0)
+            return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
         return _apply(latents, fn, scale=(s, 1), tile=TILE // s, margin=LATENT_MARGIN)
 

@@ -120,62 +120,71 @@ def build_tables(density) -> EntropyTables:
 
 
 class LatentCoder:
-    """Range-codes (H, W, M) int32 latents of one level with the frozen tables."""
+    """Range-codes (H, W, M) int32 latents of one level with the frozen tables.
+
+    Symbols go channel by channel (one constriction call per channel, all
+    positions at once), then the escaped distances in channel-major order.
+    """
 
     def __init__(self, tables: EntropyTables):
         self.tables = tables
-        self._models: dict[int, list] = {}
-        self._log2: dict[int, list[np.ndarray]] = {}
+        self._cache: dict[int, _Level] = {}
 
-    def _level(self, level: int):
-        if level not in self._models:
+    def _level(self, level: int) -> _Level:
+        if level not in self._cache:
             t = self.tables
-            rows = [t.freq_row(t.row(level, c)).astype(np.float64) for c in range(t.channels)]
-            self._models[level] = [
-                constriction.stream.model.Categorical(r, perfect=False) for r in rows
-            ]
-            self._log2[level] = [np.log2(r / r.sum()) for r in rows]
-        return self._models[level]
+            rows = level * t.channels + np.arange(t.channels)
+            freqs = [t.freq_row(int(r)).astype(np.float64) for r in rows]
+            log2p = [np.log2(f / f.sum()) for f in freqs]
+            lengths = t.lengths[rows].astype(np.int64)
+            self._cache[level] = _Level(
+                models=[constriction.stream.model.Categorical(f, perfect=False) for f in freqs],
+                log2p=log2p,
+                log2p_flat=np.concatenate(log2p),
+                log2p_start=np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+                min_bits=sum(-float(lp.max()) for lp in log2p),
+                offsets=t.offsets[rows].astype(np.int64),
+                lengths=lengths,
+            )
+        return self._cache[level]
 
-    def _bins(self, sym: np.ndarray, level: int):
-        """Bin index of each symbol per channel, and the escaped distances."""
-        t = self.tables
-        m = t.channels
-        rows = level * m + np.arange(m)
-        off = t.offsets[rows].astype(np.int64)
-        n = t.lengths[rows].astype(np.int64)
-        flat = sym.reshape(-1, m).astype(np.int64)
-        idx = flat - off + 1
+    def _bins(self, sym: np.ndarray, lv: _Level):
+        """Bin index of each symbol, channel-major (M, H*W), and the escaped distances."""
+        flat = sym.reshape(-1, len(lv.models)).T.astype(np.int64)
+        idx = flat - lv.offsets[:, None] + 1
         under = idx < 1
-        over = idx > n - 2
-        dist = np.where(under, -idx, np.where(over, idx - (n - 1), 0))  # >= 0 when escaped
-        idx = np.where(under, 0, np.where(over, n - 1, idx))
-        return idx.astype(np.int32), dist, under | over
+        over = idx > lv.lengths[:, None] - 2
+        esc = under | over
+        if esc.any():
+            dist = np.where(under, -idx, idx - (lv.lengths[:, None] - 1))[esc]  # >= 0
+            idx = np.where(under, 0, np.where(over, lv.lengths[:, None] - 1, idx))
+        else:
+            dist = np.zeros(0, np.int64)
+        return np.ascontiguousarray(idx, dtype=np.int32), dist
 
     def estimate_bits(self, sym: np.ndarray, level: int) -> float:
         """-log2 p of the symbols under the frozen tables, escape codes included."""
-        self._level(level)
-        idx, dist, esc = self._bins(sym, level)
+        lv = self._level(level)
+        idx, dist = self._bins(sym, lv)
         bits = 0.0
-        for c, lp in enumerate(self._log2[level]):
-            bits -= float(lp[idx[:, c]].sum())
-        for d in dist[esc]:
+        for c, lp in enumerate(lv.log2p):
+            bits -= float(lp[idx[c]].sum())
+        for d in dist:
             k = int(d + 1).bit_length()
             bits += np.log2(34) + _CHUNK_BITS * -(-(k - 1) // _CHUNK_BITS)
         return bits
 
     def encode(self, sym: np.ndarray, level: int) -> bytes:
         sym = np.clip(sym, -LATENT_LIMIT, LATENT_LIMIT)
-        models = self._level(level)
-        idx, dist, esc = self._bins(sym, level)
+        lv = self._level(level)
+        idx, dist = self._bins(sym, lv)
         enc = constriction.stream.queue.RangeEncoder()
-        for c, model in enumerate(models):
-            enc.encode(np.ascontiguousarray(idx[:, c]), model)
+        for row, model in zip(idx, lv.models):
+            enc.encode(row, model)
         # Escapes after all regular symbols: the decoder knows where they are by then.
-        for d in dist.T[esc.T]:  # channel-major, matching the decode order
+        for d in dist:
             _encode_gamma(enc, int(d))
-        words = enc.get_compressed()
-        data = words.astype("<u4").tobytes()
+        data = enc.get_compressed().astype("<u4").tobytes()
         # The last word's trailing zero bytes carry nothing; decode pads them back.
         return data[: len(data) - (len(data[-4:]) - len(data[-4:].rstrip(b"\0")))] if data else b""
 
@@ -190,48 +199,63 @@ class LatentCoder:
             raise InputError(f"corrupt payload ({type(exc).__name__})") from None
 
     def _decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
-        t = self.tables
-        m = t.channels
+        lv = self._level(level)
+        m = len(lv.models)
         h, w = shape
-        models = self._level(level)
-        log2p = self._log2[level]
         # A range coder never writes fewer bits than the symbols' information (-log2 p) minus
         # a few words, so a payload far too short for the header's size is corrupt: refuse it
         # before allocating h*w*m latents or looping over escapes. Factor 2 and 256 bits of
         # slack cover constriction's re-quantized probabilities and the final flush.
         budget = 2.0 * (8 * len(data) + 256)
-        if h * w * sum(-float(lp.max()) for lp in log2p) > budget:
+        if h * w * lv.min_bits > budget:
             raise InputError("corrupt payload: too short for the image size")
         padded = data + b"\0" * (-len(data) % 4)
-        words = np.frombuffer(padded, dtype="<u4").astype(np.uint32)
-        dec = constriction.stream.queue.RangeDecoder(words)
-        rows = level * m + np.arange(m)
-        n = t.lengths[rows].astype(np.int64)
-        cols, info = [], 0.0
-        for c, model in enumerate(models):
-            col = dec.decode(model, h * w)
-            info -= float(log2p[c][col].sum())
+        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").copy())
+        idx = np.empty((m, h * w), np.int64)
+        # Big images tally the information channel by channel, so a corrupt stream stops
+        # early; small ones (bounded work anyway) are checked once, vectorised.
+        per_channel = h * w > 4096
+        info = 0.0
+        for c, model in enumerate(lv.models):
+            idx[c] = dec.decode(model, h * w)
+            if per_channel:
+                info -= float(lv.log2p[c][idx[c]].sum())
+                if info > budget:
+                    raise InputError("corrupt payload: shorter than its symbols")
+        if not per_channel:
+            info = -float(lv.log2p_flat[lv.log2p_start[:, None] + idx].sum())
             if info > budget:
                 raise InputError("corrupt payload: shorter than its symbols")
-            cols.append(col)
-        idx = np.stack(cols, axis=1).astype(np.int64)
-        values = idx + t.offsets[rows].astype(np.int64) - 1
+        values = idx + lv.offsets[:, None] - 1
         under = idx == 0
-        over = idx == n - 1
-        esc = under | over
-        if info + float(esc.sum()) * np.log2(34) > budget:  # each escape codes >= log2(34) bits
-            raise InputError("corrupt payload: shorter than its symbols")
-        for c in range(m):
-            for i in np.nonzero(esc[:, c])[0]:
+        esc = under | (idx == lv.lengths[:, None] - 1)
+        n_esc = int(esc.sum())
+        if n_esc:
+            if info + n_esc * np.log2(34) > budget:  # each escape codes >= log2(34) bits
+                raise InputError("corrupt payload: shorter than its symbols")
+            for c, i in zip(*np.nonzero(esc)):  # channel-major, as encoded
                 d = _decode_gamma(dec)
                 # Python ints: a corrupt d (up to 2**33) must not overflow int32 scalar math.
-                if under[i, c]:
-                    values[i, c] = int(t.offsets[rows[c]]) - 1 - d
+                if under[c, i]:
+                    values[c, i] = int(lv.offsets[c]) - 1 - d
                 else:
-                    values[i, c] = int(t.offsets[rows[c]]) + int(n[c]) - 2 + d
-        if np.abs(values).max(initial=0) > LATENT_LIMIT:
-            raise InputError("corrupt payload: latent out of range")
-        return values.reshape(h, w, m).astype(np.int32)
+                    values[c, i] = int(lv.offsets[c]) + int(lv.lengths[c]) - 2 + d
+            if np.abs(values).max(initial=0) > LATENT_LIMIT:
+                raise InputError("corrupt payload: latent out of range")
+        return np.ascontiguousarray(values.T.reshape(h, w, m), dtype=np.int32)
+
+
+@dataclass
+class _Level:
+    """Range-coder models and table facts of one quality level, built once."""
+
+    models: list
+    log2p: list[np.ndarray]  # log2 probability of each bin, per channel
+    log2p_flat: np.ndarray  # the same, concatenated ...
+    log2p_start: np.ndarray  # ... with each channel's start
+    min_bits: float  # fewest bits one position (all channels) can cost
+    offsets: np.ndarray  # int64 (M,): value coded by bin 1
+    lengths: np.ndarray  # int64 (M,): bins per row, escapes included
 
 
 _UNIFORM_K = constriction.stream.model.Uniform(34)
