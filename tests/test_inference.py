@@ -85,3 +85,32 @@ def test_missing_weight_is_reported():
     weights = {"gancodec/encoder/conv0/kernel": np.zeros((5, 5, 3, 4), np.float32)}
     with pytest.raises(KeyError, match="gancodec/encoder/conv0/bias"):
         Transforms(weights, {"num_down": 1, "latent_channels": 4})
+
+
+def test_network_calls_pin_blas_to_one_thread():
+    """OpenBLAS sums a product differently with 2 threads than with 1 (checked here), so the
+    codec's network calls must give the same floats whatever the process' BLAS setting."""
+    from gancomp import codec as codec_mod
+    from gancomp import inference
+
+    if not inference.blas_is_controlled():
+        pytest.skip("NumPy is not linked to OpenBLAS")
+    blas = inference._BLAS
+    net = codec_mod.load_codec("airplane")
+    net._build()
+    rng = np.random.default_rng(0)
+    y = rng.integers(-3, 4, (64, 8, 8, net._net.latent_channels)).astype(np.float32)
+    saved = blas.get()
+    try:
+        raw, pinned = [], []
+        for n in (1, 2):
+            blas.set(n)
+            raw.append(net._net.generate(y))
+            out = []
+            codec_mod._run_calls(net._net.generate, [(lambda: y, out.append)])
+            pinned.append(out[0])
+            assert blas.get() == n  # restored after the calls
+    finally:
+        blas.set(saved)
+    # On the development machine raw[0] != raw[1] (the pin matters); the pinned calls agree.
+    assert np.array_equal(pinned[0], pinned[1]) and np.array_equal(pinned[0], raw[0])

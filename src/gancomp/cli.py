@@ -14,6 +14,7 @@ import os
 # Must happen before anything can import TensorFlow.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
@@ -193,6 +194,35 @@ def _progress(total: int, desc: str):
     )
 
 
+_IO_THREADS = 8  # enough to overlap fsync latency; the work itself is tiny
+
+
+@contextlib.contextmanager
+def _io_pool():
+    """Threads for file reads and atomic writes (PNG codecs and fsync release the GIL).
+
+    On Ctrl-C or an error, writes not yet started are cancelled and those under way
+    finish: every output is still either complete or absent.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="gancomp-io")
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _claim_target(claimed: dict, target, src) -> None:
+    """Two inputs must not write one output (a.png and a.jpg both -> a.gcz)."""
+    key = os.path.abspath(target)
+    if key in claimed:
+        raise GancompError(f"output '{target}' is also the output of '{claimed[key]}'")
+    claimed[key] = src
+
+
 def _finish(failures: list[tuple[str, str]], total: int) -> None:
     if failures:
         for name, msg in failures:
@@ -264,19 +294,38 @@ def compress(inputs, category, quality, out, force, as_json, models_dir) -> None
         if not cats:
             raise GancompError("no models available for --category auto")
     failures: list[tuple[str, str]] = []
-    loaded = []
-    for f in files:
+    claimed: dict = {}
+
+    def load(job):
+        f, target = job
         try:
-            target = _target(out, f, many, ".gcz")
             check_writable_target(target, force)
-            loaded.append((f, load_image(f), target))
+            return (f, load_image(f), target)
         except GancompError as exc:
-            failures.append((str(f), str(exc)))
+            return exc
+
     # Batches of same-size images; bounded so huge folders don't sit in memory at once.
     step = 256
-    with _progress(len(loaded), "compress") as bar:
-        for start in range(0, len(loaded), step):
-            part = loaded[start : start + step]
+    with _io_pool() as pool, _progress(len(files), "compress") as bar:
+        for start in range(0, len(files), step):
+            jobs = []
+            for f in files[start : start + step]:
+                try:  # in input order, so of two inputs with one output the first wins
+                    target = _target(out, f, many, ".gcz")
+                    _claim_target(claimed, target, f)
+                    jobs.append((f, target))
+                except GancompError as exc:
+                    failures.append((str(f), str(exc)))
+                    bar.update(1)
+            part = []
+            for (f, _), item in zip(jobs, pool.map(load, jobs)):
+                if isinstance(item, GancompError):
+                    failures.append((str(f), str(item)))
+                    bar.update(1)
+                else:
+                    part.append(item)
+            if not part:
+                continue
             try:
                 results = _compress_part(
                     codec_mod, [im for _, im, _ in part], cats, quality, models_dir
@@ -285,9 +334,13 @@ def compress(inputs, category, quality, out, force, as_json, models_dir) -> None
                 failures.extend((str(f), str(exc)) for f, _, _ in part)
                 bar.update(len(part))
                 continue
-            for (f, im, target), (data, chosen) in zip(part, results):
+            writes = [
+                pool.submit(atomic_write_bytes, target, data, force=force)
+                for (_, _, target), (data, _) in zip(part, results)
+            ]
+            for (f, im, target), (data, chosen), done in zip(part, results, writes):
                 try:
-                    atomic_write_bytes(target, data, force=force)
+                    done.result()
                 except GancompError as exc:
                     failures.append((str(f), str(exc)))
                 else:
@@ -378,16 +431,24 @@ def decompress(inputs, out, force, as_json, models_dir) -> None:
         output_format(out)  # an unsupported extension is a usage problem: fail first
     failures: list[tuple[str, str]] = []
     jobs = []
+    claimed: dict = {}
     for f in files:
         try:
             target = _target(out, f, many, ".png" if many else ".decoded.png")
+            _claim_target(claimed, target, f)
             check_writable_target(target, force)
             data = _read_input(f)
             jobs.append((f, target, data, codec_mod.read_header(data)))
         except GancompError as exc:
             failures.append((str(f), str(exc)))
+
+    def write(target, img):
+        if isinstance(img, GancompError):
+            raise img
+        save_image(target, img.rgb, alpha=img.alpha, grayscale=img.grayscale, force=force)
+
     step = 256
-    with _progress(len(jobs), "decompress") as bar:
+    with _io_pool() as pool, _progress(len(jobs), "decompress") as bar:
         for start in range(0, len(jobs), step):
             part = jobs[start : start + step]
             try:
@@ -400,14 +461,11 @@ def decompress(inputs, out, force, as_json, models_dir) -> None:
                         images.append(codec_mod.decompress(j[2], models_dir))
                     except GancompError as exc:
                         images.append(exc)
-            for (f, target, _, (header, _)), img in zip(part, images):
+            writes = [pool.submit(write, j[1], img) for j, img in zip(part, images)]
+            for (f, target, _, (header, _)), done in zip(part, writes):
                 bar.update(1)
                 try:
-                    if isinstance(img, GancompError):
-                        raise img
-                    save_image(
-                        target, img.rgb, alpha=img.alpha, grayscale=img.grayscale, force=force
-                    )
+                    done.result()
                 except GancompError as exc:
                     failures.append((str(f), str(exc)))
                     continue
