@@ -19,6 +19,7 @@ from PIL import Image
 
 from gancomp import codec, container, fileio
 from gancomp.cli import main
+from helpers import run_cli
 
 DATA = Path(__file__).parent / "data"
 PRECIOUS = b"precious bytes that must survive"
@@ -234,3 +235,28 @@ def test_decompress_batch_with_corrupt_files(tmp_path, models_dir):
     for src in srcs:
         alone = codec.decompress((gczs / (src.stem + ".gcz")).read_bytes(), models_dir)
         assert np.array_equal(np.asarray(Image.open(out / (src.stem + ".png"))), alone.rgb)
+
+
+def test_two_inputs_with_one_output_name(tmp_path, models_dir, data_dir):
+    """a.jpg and a.png both map to a.gcz: the first is written, the second is an error,
+    even with --force (it would silently replace the first)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(data_dir / "flower_1.jpg", src / "a.jpg")
+    Image.open(data_dir / "airplane_0.png").save(src / "a.png")
+    r = run_cli(
+        "compress",
+        src,
+        "-c",
+        "flower",
+        "-o",
+        tmp_path / "out",
+        "--force",
+        "--models-dir",
+        models_dir,
+    )
+    assert r.returncode == 1
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.gcz"]
+    assert "is also the output of" in r.stderr and r.stderr.count("gancomp: error:") == 1
+    first = sorted(src.iterdir())[0]
+    assert str(first) in r.stderr  # the message names the input that kept the name
