@@ -194,7 +194,7 @@ def _progress(total: int, desc: str):
     )
 
 
-_IO_THREADS = 8  # enough to overlap fsync latency; the work itself is tiny
+_IO_THREADS = 4  # overlaps PNG coding and fsync waits; more threads only contend
 
 
 @contextlib.contextmanager
@@ -300,9 +300,12 @@ def compress(inputs, category, quality, out, force, as_json, models_dir) -> None
         f, target = job
         try:
             check_writable_target(target, force)
-            return (f, load_image(f), target)
+            im = load_image(f)
+            return (f, im, target, f.stat().st_size)
         except GancompError as exc:
             return exc
+        except OSError as exc:  # the file vanished after it was read
+            return GancompError(f"cannot read '{f}': {exc.strerror or exc}")
 
     # Batches of same-size images; bounded so huge folders don't sit in memory at once.
     step = 256
@@ -328,24 +331,30 @@ def compress(inputs, category, quality, out, force, as_json, models_dir) -> None
                 continue
             try:
                 results = _compress_part(
-                    codec_mod, [im for _, im, _ in part], cats, quality, models_dir
+                    codec_mod, [item[1] for item in part], cats, quality, models_dir
                 )
             except GancompError as exc:
-                failures.extend((str(f), str(exc)) for f, _, _ in part)
+                failures.extend((str(item[0]), str(exc)) for item in part)
                 bar.update(len(part))
                 continue
             writes = [
-                pool.submit(atomic_write_bytes, target, data, force=force)
-                for (_, _, target), (data, _) in zip(part, results)
+                pool.submit(atomic_write_bytes, item[2], data, force=force)
+                for item, (data, _) in zip(part, results)
             ]
-            for (f, im, target), (data, chosen), done in zip(part, results, writes):
+            lines = []  # one write per batch: a terminal write per file costs more than coding
+            for (f, im, target, in_bytes), (data, chosen), done in zip(part, results, writes):
                 try:
                     done.result()
                 except GancompError as exc:
                     failures.append((str(f), str(exc)))
                 else:
-                    _report_compress(f, im, target, data, chosen, category == "auto", as_json)
+                    auto = category == "auto"
+                    lines.append(
+                        _report_compress(f, in_bytes, im, target, data, chosen, auto, as_json)
+                    )
                 bar.update(1)
+            if lines:
+                click.echo("\n".join(lines))
     _finish(failures, len(files))
 
 
@@ -367,36 +376,30 @@ def _compress_part(codec_mod, images, cats, quality, models_dir):
     return out
 
 
-def _report_compress(src, im, target, data, chosen, auto, as_json) -> None:
-    in_bytes = src.stat().st_size
+def _report_compress(src, in_bytes, im, target, data, chosen, auto, as_json) -> str:
     bpp = 8 * len(data) / (im.width * im.height)
     ratio = in_bytes / len(data)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "input": str(src),
-                    "output": str(target),
-                    "category": chosen,
-                    "input_bytes": in_bytes,
-                    "output_bytes": len(data),
-                    "bpp": bpp,
-                    "ratio": ratio,
-                    "width": im.width,
-                    "height": im.height,
-                }
-            )
+        return json.dumps(
+            {
+                "input": str(src),
+                "output": str(target),
+                "category": chosen,
+                "input_bytes": in_bytes,
+                "output_bytes": len(data),
+                "bpp": bpp,
+                "ratio": ratio,
+                "width": im.width,
+                "height": im.height,
+            }
         )
-        return
     notes = []
     if auto:
         notes.append(f"category {chosen}")
     if im.bit_depth_reduced:
         notes.append("16-bit input reduced to 8 bits")
     extra = f" ({'; '.join(notes)})" if notes else ""
-    click.echo(
-        f"{src} -> {target}: {in_bytes} -> {len(data)} bytes, {bpp:.3f} bpp, ratio {ratio:.1f}{extra}"
-    )
+    return f"{src} -> {target}: {in_bytes} -> {len(data)} bytes, {bpp:.3f} bpp, ratio {ratio:.1f}{extra}"
 
 
 @main.command()
@@ -462,6 +465,7 @@ def decompress(inputs, out, force, as_json, models_dir) -> None:
                     except GancompError as exc:
                         images.append(exc)
             writes = [pool.submit(write, j[1], img) for j, img in zip(part, images)]
+            lines = []
             for (f, target, _, (header, _)), done in zip(part, writes):
                 bar.update(1)
                 try:
@@ -478,12 +482,14 @@ def decompress(inputs, out, force, as_json, models_dir) -> None:
                     "quality": header.quality,
                 }
                 if as_json:
-                    click.echo(json.dumps(row))
+                    lines.append(json.dumps(row))
                 else:
-                    click.echo(
+                    lines.append(
                         f"{f} -> {target}: {header.width}x{header.height}, "
                         f"{header.category} quality {header.quality}"
                     )
+            if lines:
+                click.echo("\n".join(lines))
     _finish(failures, len(files))
 
 

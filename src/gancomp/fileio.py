@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,10 +34,15 @@ def _describe(exc: OSError) -> str:
 def check_writable_target(path: str | os.PathLike[str], force: bool) -> Path:
     """Raise GancompError if ``path`` cannot be created (exists without force, missing directory)."""
     target = Path(path)
-    if target.is_dir():
-        raise GancompError(f"cannot write '{target}': is a directory")
-    if not force and (target.exists() or target.is_symlink()):
-        raise GancompError(f"output file '{target}' already exists (use --force to overwrite)")
+    try:
+        st = os.lstat(target)  # one call: exists, is a directory, is a (dangling) symlink
+    except OSError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode) or (stat.S_ISLNK(st.st_mode) and target.is_dir()):
+            raise GancompError(f"cannot write '{target}': is a directory")
+        if not force:
+            raise GancompError(f"output file '{target}' already exists (use --force to overwrite)")
     parent = target.parent
     if not parent.is_dir():
         raise GancompError(f"cannot write '{target}': directory '{parent}' does not exist")
