@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the shipped models (models/airplane, models/automobile, models/flower).
 # Usage: scripts/train_models.sh DATA_ROOT OUT_ROOT   (DATA_ROOT holds cifar10/ and flowers/)
+# Two stages: stage 1 (below) trains from scratch; stage 2 (scripts/train_models_stage2.sh)
+# continues each run with re-targeted lambdas and is what models/ ships.
 # The three runs share the machine; each writes OUT_ROOT/<category> (+ .ckpt, .log, .tb).
 # Interrupted runs continue with the same command plus --resume.
 set -euo pipefail
