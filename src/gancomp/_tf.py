@@ -1,9 +1,9 @@
-"""Lazy, quiet, deterministic TensorFlow import.
+"""Lazy, quiet TensorFlow import (training and the tests that compare against Keras).
 
-Only commands that run a model call :func:`tf`. Environment knobs are set
-before the import: TF reads them once. oneDNN is switched off in-process
-because its kernels change float results with the thread count, and a
-``.gcz`` file must decode identically whatever the user's settings.
+Compress and decompress never import TensorFlow (see :mod:`gancomp.inference`).
+Environment knobs are set before the import: TF reads them once. oneDNN is
+switched off because its kernels change float results with the thread count,
+which would make training runs harder to reproduce.
 """
 
 from __future__ import annotations
