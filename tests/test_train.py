@@ -55,10 +55,19 @@ def test_train_resume_export_and_compress(tmp_path, data_dir):
     # Resume continues from step 6 with the optimizer state and step counter restored.
     ckpt = np.load(str(out) + ".ckpt/checkpoint.npz")
     assert int(ckpt["step"]) == 6
+    # Without --batch-size the run keeps its own (4), and --lambdas re-targets the levels.
+    no_batch = [a for a in args if a not in ("--batch-size", "4")]
+    new_lambdas = ",".join(str(0.001 * 2**i) for i in range(8))
+    r = _cli(*no_batch, "--steps", "7", "--resume", "--lambdas", "0.1,0.2")
+    assert r.exit_code == 1 and "2 values but the checkpoint has 8 levels" in r.output
     with pytest.warns(UserWarning):
-        r = _cli(*args, "--steps", "8", "--resume")
+        r = _cli(*no_batch, "--steps", "8", "--resume", "--lambdas", new_lambdas)
     assert r.exit_code == 0, r.output
     assert "8 steps" in r.output
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["batch_size"] == 4
+    assert meta["training"]["lambdas"] == pytest.approx([0.001 * 2**i for i in range(8)])
+    assert json.loads((out / "config.json").read_text())["lambdas"] == meta["training"]["lambdas"]
     ckpt2 = np.load(str(out) + ".ckpt/checkpoint.npz")
     assert int(ckpt2["step"]) == 8
     assert any(k.startswith("og/") and not np.array_equal(ckpt[k], ckpt2[k]) for k in ckpt.files)

@@ -599,7 +599,11 @@ def _float_list(ctx, param, value):
     callback=_float_list,
     help="Comma-separated lambda per quality level (distortion weight on MSE of 0-255 pixels). With --resume: re-targets the levels of the checkpoint.",
 )
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    help="Images per step (default 32; with --resume, the run's own).",
+)
 @click.option(
     "--patch-size",
     type=click.IntRange(8),

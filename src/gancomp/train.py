@@ -39,7 +39,7 @@ class TrainSettings:
     val_data: str | None = None
     cifar_class: str | None = None
     steps: int = 20000
-    batch_size: int = 32
+    batch_size: int | None = None  # default: 32 (a resumed run keeps its own)
     patch_size: int | None = None  # default: 32 for CIFAR-size data, else 128
     rd_steps: int | None = None  # default: 80% of steps
     beta: float | None = None  # default: DEFAULT_BETA (a resumed run keeps its own)
@@ -117,10 +117,11 @@ class Trainer:
             cfg_dict = json.loads((self.ckpt_dir / "config.json").read_text())
             self.cfg = CodecConfig.from_dict(cfg_dict)
             saved = json.loads((self.ckpt_dir / "train.json").read_text())
-            # The run's settings carry over; an explicit --rd-steps or --beta overrides
-            # them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
-            for k in ("rd_steps", "beta", "lr", "disc_lr", "seed", "density_lr_factor", "clipnorm"):
-                if not (k in ("rd_steps", "beta") and getattr(s, k) is not None):
+            # The run's settings carry over; an explicit --rd-steps, --beta or --batch-size
+            # overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
+            overridable = ("rd_steps", "beta", "batch_size")
+            for k in ("lr", "disc_lr", "seed", "density_lr_factor", "clipnorm", *overridable):
+                if k in saved and not (k in overridable and getattr(s, k) is not None):
                     setattr(s, k, saved[k])
             if s.lambdas:
                 # Re-targeting the levels of a trained model: the per-level gains adapt,
@@ -150,6 +151,8 @@ class Trainer:
             )
         if s.beta is None:
             s.beta = DEFAULT_BETA
+        if s.batch_size is None:
+            s.batch_size = 32
         if s.rd_steps is None:
             s.rd_steps = int(0.8 * s.steps)
 
