@@ -25,12 +25,16 @@ TEST_DATA = REPO / "tests" / "data"
 SMALL_CATEGORIES = {"airplane", "automobile"}
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
+def add_models_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--models-dir",
         type=Path,
         help="folder of model folders (default: $GANCOMP_MODELS, else the shipped models)",
     )
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    add_models_dir_option(parser)
     parser.add_argument(
         "--random-model",
         action="store_true",

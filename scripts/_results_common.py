@@ -12,7 +12,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from _bench_common import markdown_table  # noqa: F401  (re-exported for the scripts)
+from _bench_common import (
+    add_models_dir_option,
+    markdown_table,  # noqa: F401  (re-exported for the scripts)
+)
 
 CATEGORIES = ("airplane", "automobile", "flower")
 # Validation split of each category, relative to --data-root.
@@ -25,11 +28,7 @@ TILE = 128  # side of a displayed tile (pixels)
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        help="folder of model folders (default: $GANCOMP_MODELS, else the shipped models)",
-    )
+    add_models_dir_option(parser)
     parser.add_argument(
         "--data-root",
         type=Path,

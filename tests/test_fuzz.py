@@ -236,6 +236,13 @@ def crafted(models_dir, gcz_files) -> dict[str, tuple[bytes, str]]:
     real_payload = container.unpack(gcz_files["airplane"])[1]
     junk = np.random.default_rng(3).bytes(100)
     valid = gcz_files["airplane"]
+
+    def body32(**fields) -> bytes:  # a 32x32 header for the airplane model, then fields
+        return _body(fingerprint=fp, width=32, height=32, **fields)
+
+    def forged(**fields) -> bytes:
+        return _with_crc(body32(**fields))
+
     return {
         "empty": (b"", "bad magic"),
         "one byte": (b"G", "bad magic"),
@@ -268,74 +275,59 @@ def crafted(models_dir, gcz_files) -> dict[str, tuple[bytes, str]]:
             "written by model",
         ),
         "unknown flag": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32, flags=8, payload=real_payload)),
+            forged(flags=8, payload=real_payload),
             "unknown flag",
         ),
         "unknown category id": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32, cid=9)),
+            forged(cid=9),
             "unknown category id 9",
         ),
         "category path": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32, cid=31, name=b"../airplane")),
+            forged(cid=31, name=b"../airplane"),
             "invalid category name",
         ),
         "absolute category path": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32, cid=31, name=b"/tmp")),
+            forged(cid=31, name=b"/tmp"),
             "invalid category name",
         ),
         "category not utf-8": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32, cid=31, name=b"\xff\xfe")),
+            forged(cid=31, name=b"\xff\xfe"),
             "not UTF-8",
         ),
         "missing category": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32, cid=31, name=b"truck")),
+            forged(cid=31, name=b"truck"),
             "no model for category 'truck'",
         ),
         "garbage alpha": (
-            _with_crc(
-                _body(
-                    fingerprint=fp,
-                    width=32,
-                    height=32,
-                    flags=2,
-                    alpha=b"not zlib",
-                    payload=real_payload,
-                )
+            forged(
+                flags=2,
+                alpha=b"not zlib",
+                payload=real_payload,
             ),
             "alpha plane",
         ),
         "alpha of the wrong size": (
-            _with_crc(
-                _body(
-                    fingerprint=fp,
-                    width=32,
-                    height=32,
-                    flags=2,
-                    alpha=zlib.compress(b"\x80" * 1000),
-                    payload=real_payload,
-                )
+            forged(
+                flags=2,
+                alpha=zlib.compress(b"\x80" * 1000),
+                payload=real_payload,
             ),
             "alpha plane has the wrong size",
         ),
         "alpha zip bomb": (
-            _with_crc(
-                _body(
-                    fingerprint=fp,
-                    width=32,
-                    height=32,
-                    flags=2,
-                    alpha=zlib.compress(b"\0" * 20_000_000, 9),
-                    payload=real_payload,
-                )
+            forged(
+                flags=2,
+                alpha=zlib.compress(b"\0" * 20_000_000, 9),
+                payload=real_payload,
             ),
             "alpha plane has the wrong size",
         ),
         "alpha length past the end": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32, flags=2) + _varint(5000)),
+            _with_crc(body32(flags=2) + _varint(5000)),
             "exceeds the limit",
         ),
         "endless varint": (
-            _with_crc(_body(fingerprint=fp, width=32, height=32)[:8] + b"\xff" * 12),
+            _with_crc(body32()[:8] + b"\xff" * 12),
             "too long",
         ),
     }

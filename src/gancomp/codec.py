@@ -262,14 +262,14 @@ def _apply(
         groups.setdefault(a.shape, []).append(i)
     # Independent network calls, each a (make the input batch, store the output) pair.
     calls: list[tuple[Callable[[], np.ndarray], Callable[[np.ndarray], None]]] = []
-    tiled: list[tuple[int, list]] = []
+    tiled: list[tuple[int, list, list]] = []
     for shape, idx in groups.items():
         pixels = shape[0] * shape[1] * max(num, den) ** 2
         if pixels > TILE_THRESHOLD:
             for i in idx:
                 plan = _tile_plan(shape, tile, margin)
                 pieces: list = [None] * len(plan)
-                tiled.append((i, pieces))
+                tiled.append((i, plan, pieces))
                 for t, box in enumerate(plan):
                     calls.append(_tile_call(arrays[i], box, pieces, t))
             continue
@@ -277,8 +277,8 @@ def _apply(
         for start in range(0, len(idx), size):
             calls.append(_chunk_call(arrays, idx[start : start + size], size, out))
     _run_calls(fn, calls)
-    for i, pieces in tiled:
-        out[i] = _assemble(arrays[i].shape, pieces, num, den, tile, margin)
+    for i, plan, pieces in tiled:
+        out[i] = _assemble(arrays[i].shape, plan, pieces, num, den, tile, margin)
     return out  # type: ignore[return-value]
 
 
@@ -353,11 +353,12 @@ def _tile_plan(shape: tuple, tile: int, margin: int) -> list[tuple[int, ...]]:
     ]
 
 
-def _assemble(shape: tuple, pieces: list, num: int, den: int, tile: int, margin: int):
+def _assemble(shape: tuple, plan: list, pieces: list, num: int, den: int, tile: int, margin: int):
+    """Crop each tile's output to its keep box and join them (plan as from _tile_plan)."""
+
     def conv(v: int) -> int:
         return v * num // den
 
-    plan = _tile_plan(shape, tile, margin)
     n_cols = len(_tiles(shape[1], tile, margin))
     rows = []
     for r in range(0, len(plan), n_cols):

@@ -135,13 +135,15 @@ class LatentCoder:
             t = self.tables
             rows = level * t.channels + np.arange(t.channels)
             freqs = [t.freq_row(int(r)).astype(np.float64) for r in rows]
-            log2p = [np.log2(f / f.sum()) for f in freqs]
             lengths = t.lengths[rows].astype(np.int64)
+            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            flat = np.concatenate([np.log2(f / f.sum()) for f in freqs])
+            log2p = np.split(flat, starts[1:])  # views: one table, two ways to index it
             self._cache[level] = _Level(
                 models=[constriction.stream.model.Categorical(f, perfect=False) for f in freqs],
                 log2p=log2p,
-                log2p_flat=np.concatenate(log2p),
-                log2p_start=np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+                log2p_flat=flat,
+                log2p_start=starts,
                 min_bits=sum(-float(lp.max()) for lp in log2p),
                 offsets=t.offsets[rows].astype(np.int64),
                 lengths=lengths,
