@@ -630,6 +630,11 @@ def _float_list(ctx, param, value):
     help="Model folder to write (default: ./trained/<category>). Checkpoints go to <output>.ckpt.",
 )
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint of --output.")
+@click.option(
+    "--init-from",
+    type=click.Path(),
+    help="Start from an exported model folder's encoder, generator and gains (fresh optimizer).",
+)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--log-dir", type=click.Path(), help="TensorBoard log folder.")
 @click.option(
@@ -664,6 +669,7 @@ def train(
     num_down,
     output,
     resume,
+    init_from,
     checkpoint_every,
     log_dir,
     strategy,
@@ -703,6 +709,7 @@ def train(
         checkpoint_every=checkpoint_every,
         log_dir=log_dir,
         resume=resume,
+        init_from=init_from,
         strategy=strategy,
         val_limit=val_limit,
         progress=sys.stderr.isatty(),

@@ -19,6 +19,7 @@ import math
 import os
 import platform
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ class TrainSettings:
     log_every: int = 50
     log_dir: str | None = None
     resume: bool = False
+    init_from: str | None = None  # an exported model folder whose E, G and gains start the run
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -94,6 +96,8 @@ class Trainer:
         self.out = Path(s.output)
         self.ckpt_dir = self.out.with_name(self.out.name + ".ckpt")
         self.ckpt_path = self.ckpt_dir / "checkpoint.npz"
+        if s.resume and s.init_from:
+            raise InputError("--init-from starts a new run: it cannot be combined with --resume")
         if s.resume and not self.ckpt_path.exists():
             raise InputError(f"--resume: no checkpoint at {self.ckpt_path}")
         if not s.resume and self.ckpt_path.exists():
@@ -133,6 +137,16 @@ class Trainer:
                         f"{self.cfg.levels} levels"
                     )
                 self.cfg = dataclasses.replace(self.cfg, lambdas=lambdas)
+        elif s.init_from:
+            from .models import read_model_folder
+
+            src = read_model_folder(s.init_from)
+            cfg_dict = {**src.config, "category": s.category}
+            if s.lambdas:
+                cfg_dict["lambdas"] = [float(v) for v in s.lambdas]
+                cfg_dict["levels"] = len(cfg_dict["lambdas"])
+            self.cfg = CodecConfig.from_dict(cfg_dict)
+            self._init_weights = src.weights
         else:
             kw = {
                 "category": s.category,
@@ -183,9 +197,30 @@ class Trainer:
             self.opt_d.build(self.d_vars)
             self.lambdas = tf.constant(self.cfg.lambdas, tf.float32)
         self.step = 0
+        if s.init_from:
+            self._load_init_weights()
         ds = data_mod.make_dataset(self.train_set, patch, s.batch_size, s.seed)
         self.dist_ds = iter(self.strategy.experimental_distribute_dataset(ds))
         self._build_steps()
+
+    def _load_init_weights(self) -> None:
+        import io
+
+        with np.load(io.BytesIO(self._init_weights)) as z:
+            targets = {v.path: v for v in inference_weights_vars(self.model)}
+            missing = sorted(set(targets) - set(z.files))
+            if missing:
+                raise InputError(
+                    f"--init-from {self.s.init_from}: the model lacks {len(missing)} weights "
+                    f"of this architecture (first: {missing[0]})"
+                )
+            for name, v in targets.items():
+                if tuple(z[name].shape) != tuple(v.shape):
+                    raise InputError(
+                        f"--init-from {self.s.init_from}: weight {name} has shape "
+                        f"{z[name].shape}, this architecture needs {tuple(v.shape)}"
+                    )
+                v.assign(z[name])
 
     # -- the two compiled steps -------------------------------------------------
     def _build_steps(self) -> None:
@@ -349,6 +384,16 @@ class Trainer:
                         d=f"{stats['d_loss']:.3f}",
                         g=f"{stats['g_adv']:.3f}",
                     )
+                    if not s.progress:
+                        # A log file gets a plain line now and then instead of a bar.
+                        rate = (self.step - start_step) / max(time.time() - t0, 1e-9)
+                        print(
+                            f"step {self.step}/{s.steps} bpp {stats['bpp']:.4f} "
+                            f"psnr {stats['psnr']:.2f} d {stats['d_loss']:.3f} "
+                            f"g {stats['g_adv']:.3f} ({rate:.2f} steps/s)",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                     if writer:
                         with writer.as_default(step=self.step):
                             for k, v in stats.items():
@@ -442,10 +487,13 @@ def _raise_interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
 
+def inference_weights_vars(model) -> list:
+    """The variables a model folder ships: E, G and the gain vectors (not D, not densities)."""
+    return model.encoder.weights + model.generator.weights + [model.log_gain, model.log_inv_gain]
+
+
 def inference_weights(model) -> dict[str, np.ndarray]:
-    """The weights a model folder ships: E, G and the gain vectors (not D, not densities)."""
-    vs = model.encoder.weights + model.generator.weights + [model.log_gain, model.log_inv_gain]
-    return {v.path: np.asarray(v.numpy()) for v in vs}
+    return {v.path: np.asarray(v.numpy()) for v in inference_weights_vars(model)}
 
 
 def init_model_folder(cfg, out: str | os.PathLike, seed: int = 0, force: bool = False) -> str:
