@@ -47,7 +47,7 @@ def prepare_models(
     models_dir: Path | None, categories: Sequence[str], random_model: bool, workdir: Path
 ) -> Path:
     """The models folder to benchmark; with ``random_model``, a fresh one in ``workdir``."""
-    from gancomp.models import default_models_dir
+    from gancomp.runtime.models import default_models_dir
 
     src = Path(models_dir) if models_dir else default_models_dir()
     if not random_model:
@@ -55,8 +55,8 @@ def prepare_models(
         if missing:
             sys.exit(f"no model for {', '.join(missing)} in {src} (use --random-model)")
         return src
-    from gancomp.gan import CodecConfig
-    from gancomp.train import init_model_folder
+    from gancomp.training.model import CodecConfig
+    from gancomp.training.trainer import init_model_folder
 
     out = workdir / "random-models"
     for cat in categories:

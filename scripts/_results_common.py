@@ -45,7 +45,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def models_dir(arg: Path | None) -> Path:
-    from gancomp.models import default_models_dir
+    from gancomp.runtime.models import default_models_dir
 
     return Path(arg) if arg else default_models_dir()
 
@@ -58,7 +58,7 @@ def load_images(
     folder: str | os.PathLike, limit: int | None
 ) -> tuple[list[Path], list[np.ndarray]]:
     """The (first ``limit``) image files of ``folder`` and their RGB uint8 pixels."""
-    from gancomp.bench import list_images, load_rgb
+    from gancomp.evaluation.bench import list_images, load_rgb
 
     files = list_images(folder, limit)
     return files, load_rgb(files)
@@ -74,14 +74,14 @@ def code(
     codec: Any, images: Sequence[np.ndarray], level: int
 ) -> tuple[list[bytes], list[np.ndarray]]:
     """Compress with a gancomp Codec and decode again: (.gcz files, decoded RGB)."""
-    from gancomp.container import unpack
+    from gancomp.coding.container import unpack
 
     blobs = codec.compress_arrays(list(images), level)
     return blobs, [d.rgb for d in codec.decode_payloads([unpack(b) for b in blobs])]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from gancomp import metrics
+    from gancomp.evaluation import metrics
 
     return metrics.psnr(a, b)
 
@@ -91,7 +91,7 @@ def fmt_db(v: float) -> str:
 
 
 def write_json(obj: dict[str, Any], path: Path) -> None:
-    from gancomp.bench import write_json as _write
+    from gancomp.evaluation.bench import write_json as _write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     _write(obj, path, force=True)

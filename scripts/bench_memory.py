@@ -6,7 +6,7 @@
    wall time and peak RSS (``getrusage(RUSAGE_CHILDREN)`` of a helper that runs only that
    command).
 2. Compresses a 1024x768 image (small enough for one pass) untiled and with tiling forced
-   (``gancomp.codec.TILE_THRESHOLD = 0``) and checks the PSNRs agree within 0.1 dB.
+   (``gancomp.runtime.tiling.TILE_THRESHOLD = 0``) and checks the PSNRs agree within 0.1 dB.
 
 Usage (from a checkout)::
 
@@ -66,25 +66,26 @@ def size_arg(text: str) -> tuple[int, int]:
 
 def tiling_check(models: Path, category: str, quality: int, size: tuple[int, int]) -> list:
     """PSNR of one-pass and forced-tiled compression of the same image."""
-    from gancomp import codec, container
-    from gancomp.metrics import psnr
+    from gancomp.coding import container
+    from gancomp.evaluation.metrics import psnr
+    from gancomp.runtime import codec, tiling
 
     w, h = size
     img = photo_like(h, w, seed=1)
     c = codec.Codec.load(category, models)
     c.compress_arrays([img[:64, :64]], quality)  # build the network outside the timings
     rows = []
-    saved = codec.TILE_THRESHOLD
+    saved = tiling.TILE_THRESHOLD
     try:
         for label, threshold in (("one pass", 1 << 62), ("tiled", 0)):
-            codec.TILE_THRESHOLD = threshold
+            tiling.TILE_THRESHOLD = threshold
             t0 = time.perf_counter()
             data = c.compress_arrays([img], quality)[0]
             out = c.decode_payloads([container.unpack(data)])[0].rgb
             assert out.shape == img.shape, (out.shape, img.shape)
             rows.append((label, len(data), psnr(img, out), time.perf_counter() - t0))
     finally:
-        codec.TILE_THRESHOLD = saved
+        tiling.TILE_THRESHOLD = saved
     return rows
 
 
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
-    from gancomp.metrics import psnr
+    from gancomp.evaluation.metrics import psnr
 
     models = prepare_models(args.models_dir, [args.category], args.random_model, work)
     w, h = args.size

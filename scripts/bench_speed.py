@@ -82,7 +82,7 @@ def photo_768x512(out: Path, photo: Path | None) -> Path:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from gancomp.metrics import psnr as _psnr
+    from gancomp.evaluation.metrics import psnr as _psnr
 
     return _psnr(a, b)
 
@@ -126,9 +126,9 @@ def gancomp_in_process(
     models: Path, category: str, images: Sequence[np.ndarray], quality: int
 ) -> Timing:
     """gancomp's batched API on the images, after a warm-up call."""
-    from gancomp import codec as codec_mod
-    from gancomp import container
-    from gancomp.entropy import LatentCoder
+    from gancomp.coding import container
+    from gancomp.coding.entropy import LatentCoder
+    from gancomp.runtime import codec as codec_mod
 
     c = codec_mod.Codec.load(category, models)
     warm = c.compress_arrays(list(images[:1]), quality)  # builds and traces the network

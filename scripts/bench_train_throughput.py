@@ -2,7 +2,7 @@
 
     python scripts/bench_train_throughput.py --data DIR [--patch 32] [--batch 32] [--steps 30]
 
-Uses gancomp.train.Trainer itself (same model, same compiled steps, same tf.data
+Uses gancomp.training.trainer.Trainer itself (same model, same compiled steps, same tf.data
 pipeline), so the figures are the ones `gancomp train` gets. Run it on an idle
 machine; results go to docs/PERFORMANCE.md by hand.
 """
@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("--latent-channels", type=int, default=None)
     args = ap.parse_args()
 
-    from gancomp.data import make_dataset
-    from gancomp.train import Trainer, TrainSettings
+    from gancomp.training.data import make_dataset
+    from gancomp.training.trainer import Trainer, TrainSettings
 
     with tempfile.TemporaryDirectory() as tmp:
         s = TrainSettings(

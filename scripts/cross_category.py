@@ -2,7 +2,7 @@
 """Cross-category rate-distortion: every category's val set coded with every category's model.
 
 For each data set (airplane, automobile, flower val splits) and each model, all quality
-levels are run through the real bitstream (:func:`gancomp.bench.run_bench`, no classical
+levels are run through the real bitstream (:func:`gancomp.evaluation.bench.run_bench`, no classical
 codecs). The table has one row per data set and one column per model; a cell gives the
 BD-rate on PSNR of that model against the data set's own model (own model = 0 by
 definition; positive = the foreign model needs more bits), then the mean PSNR and mean bpp
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--level", type=int, default=4, help="level of the PSNR/bpp columns")
     args = parser.parse_args()
 
-    from gancomp.bench import bd_rate_report, run_bench
+    from gancomp.evaluation.bench import bd_rate_report, run_bench
 
     mdir = models_dir(args.models_dir)
     data = {d: load_images(data_folder(args.data_root, d), args.limit) for d in CATEGORIES}

@@ -44,8 +44,8 @@ def evaluate(
     path: Path, images: list[np.ndarray], keep: list[int], grid_levels: list[int]
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, list[tuple[np.ndarray, int]]]]:
     """Model info, per-level summary rows, and (decoded, bytes) of the ``keep`` images."""
-    from gancomp.codec import Codec
-    from gancomp.evaluate import summarise
+    from gancomp.evaluation.roundtrip import summarise
+    from gancomp.runtime.codec import Codec
 
     codec = Codec.from_path(path)
     rows, kept = [], {}
@@ -72,8 +72,8 @@ def main() -> None:
     parser.add_argument("--grid-levels", default="1,2", help="levels shown in the grid")
     args = parser.parse_args()
 
-    from gancomp.bench import bd_rate_report, parse_levels
-    from gancomp.models import read_model_folder
+    from gancomp.evaluation.bench import bd_rate_report, parse_levels
+    from gancomp.runtime.models import read_model_folder
 
     mdir = models_dir(args.models_dir)
     path_a = args.model_a or mdir / "airplane"

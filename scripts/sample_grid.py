@@ -92,8 +92,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4, help="number of images (rows)")
     args = parser.parse_args()
 
-    from gancomp.bench import CODECS
-    from gancomp.codec import load_codec
+    from gancomp.evaluation.bench import CODECS
+    from gancomp.runtime.codec import load_codec
 
     cat = args.category
     if not args.data and cat not in CATEGORIES:

@@ -14,8 +14,8 @@ def data_dir() -> Path:
 
 def _make_models(root: Path) -> Path:
     """Small, randomly initialised models in the shipped format (fast to build and run)."""
-    from gancomp.gan import CodecConfig
-    from gancomp.train import init_model_folder
+    from gancomp.training.model import CodecConfig
+    from gancomp.training.trainer import init_model_folder
 
     small = dict(channels=16, latent_channels=16, disc_channels=8)
     init_model_folder(

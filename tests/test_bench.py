@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image as PILImage
 
-from gancomp import bench
-from gancomp.bench import bd_rate, bd_rate_report, parse_codecs, parse_levels
 from gancomp.cli import main
+from gancomp.evaluation import bench
+from gancomp.evaluation.bench import bd_rate, bd_rate_report, parse_codecs, parse_levels
 
 DATA = Path(__file__).parent / "data"
 AIRPLANES = sorted(DATA.glob("airplane_*.png"))
@@ -135,7 +135,7 @@ def bench_run(airplane_dir, models_dir, tmp_path_factory):
 
 def test_bench_json_structure(bench_run, models_dir):
     result, _, doc = bench_run
-    from gancomp.models import read_model_folder
+    from gancomp.runtime.models import read_model_folder
 
     assert doc["category"] == "airplane"
     assert doc["images"] == len(AIRPLANES)

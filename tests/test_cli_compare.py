@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image as PILImage
 
-from gancomp import __version__, metrics
+from gancomp import __version__
 from gancomp.cli import main
-from gancomp.imageio import load_image
+from gancomp.evaluation import metrics
+from gancomp.io.images import load_image
 
 DATA = Path(__file__).parent / "data"
 A0 = str(DATA / "airplane_0.png")

@@ -10,8 +10,8 @@ from PIL import Image
 
 import gancomp
 from gancomp.cli import main
-from gancomp.codec import Codec
-from gancomp.container import unpack
+from gancomp.coding.container import unpack
+from gancomp.runtime.codec import Codec
 from helpers import run_cli
 
 
@@ -169,8 +169,8 @@ def test_errors_are_one_line(tmp_path, models_dir, data_dir):
     # A file written by another model of the same category is refused by fingerprint.
     other = tmp_path / "models"
     shutil.copytree(models_dir, other)
-    from gancomp.gan import CodecConfig
-    from gancomp.train import init_model_folder
+    from gancomp.training.model import CodecConfig
+    from gancomp.training.trainer import init_model_folder
 
     init_model_folder(
         CodecConfig(category="airplane", channels=16, latent_channels=16),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gancomp import codec
+from gancomp.runtime import codec
 from helpers import run_cli
 
 DATA = Path(__file__).parent / "data"

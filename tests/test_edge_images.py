@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from gancomp.cli import main
-from gancomp.container import unpack
+from gancomp.coding.container import unpack
 
 
 def _cli(*args) -> Result:

@@ -6,8 +6,8 @@ import zlib
 import numpy as np
 import pytest
 
-from gancomp import container
-from gancomp.entropy import LATENT_LIMIT, EntropyTables, LatentCoder, quantize_pmf
+from gancomp.coding import container
+from gancomp.coding.entropy import LATENT_LIMIT, EntropyTables, LatentCoder, quantize_pmf
 from gancomp.errors import InputError
 
 

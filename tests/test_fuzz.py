@@ -20,9 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gancomp import codec, container
-from gancomp.entropy import LATENT_LIMIT
+from gancomp.coding import container
+from gancomp.coding.entropy import LATENT_LIMIT
 from gancomp.errors import GancompError, InputError
+from gancomp.runtime import codec
 from helpers import run_cli
 
 DATA = Path(__file__).parent / "data"

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from gancomp import fileio, imageio
 from gancomp.errors import GancompError, InputError
-from gancomp.fileio import atomic_open, atomic_write_bytes
-from gancomp.imageio import load_image, save_image, to_rgb_for_metrics
+from gancomp.io import files as fileio
+from gancomp.io import images as imageio
+from gancomp.io.files import atomic_open, atomic_write_bytes
+from gancomp.io.images import load_image, save_image, to_rgb_for_metrics
 
 DATA = Path(__file__).parent / "data"
 

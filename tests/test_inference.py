@@ -1,13 +1,13 @@
-"""The NumPy runtime (gancomp.inference) against the Keras definition it ports."""
+"""The NumPy runtime (gancomp.runtime.transforms) against the Keras definition it ports."""
 
 import numpy as np
 import pytest
 
-from gancomp.inference import Transforms, conv2d, conv2d_transpose
+from gancomp.runtime.transforms import Transforms, conv2d, conv2d_transpose
 
 
 def _tf():
-    from gancomp._tf import tf
+    from gancomp.training._tf import tf
 
     return tf()
 
@@ -49,8 +49,8 @@ def test_conv2d_transpose_matches_keras(cout, h, w):
 def test_transforms_match_keras_model(num_down):
     """E and G of a GANCodec with scrambled weights give the same outputs in NumPy."""
     tf = _tf()
-    from gancomp.gan import CodecConfig, GANCodec
-    from gancomp.train import inference_weights
+    from gancomp.training.model import CodecConfig, GANCodec
+    from gancomp.training.trainer import inference_weights
 
     cfg = CodecConfig(
         category="t", num_down=num_down, channels=12, latent_channels=10, disc_channels=4
@@ -90,12 +90,13 @@ def test_missing_weight_is_reported():
 def test_network_calls_pin_blas_to_one_thread():
     """OpenBLAS sums a product differently with 2 threads than with 1 (checked here), so the
     codec's network calls must give the same floats whatever the process' BLAS setting."""
-    from gancomp import codec as codec_mod
-    from gancomp import inference
+    from gancomp.runtime import blas as blas_mod
+    from gancomp.runtime import codec as codec_mod
+    from gancomp.runtime import tiling
 
-    if not inference.blas_is_controlled():
+    if not blas_mod.blas_is_controlled():
         pytest.skip("NumPy is not linked to OpenBLAS")
-    blas = inference._BLAS
+    blas = blas_mod._BLAS
     net = codec_mod.load_codec("airplane")
     net._build()
     rng = np.random.default_rng(0)
@@ -107,7 +108,7 @@ def test_network_calls_pin_blas_to_one_thread():
             blas.set(n)
             raw.append(net._net.generate(y))
             out = []
-            codec_mod._run_calls(net._net.generate, [(lambda: y, out.append)])
+            tiling._run_calls(net._net.generate, [(lambda: y, out.append)])
             pinned.append(out[0])
             assert blas.get() == n  # restored after the calls
     finally:

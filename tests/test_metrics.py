@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from gancomp import metrics
 from gancomp.errors import InputError
-from gancomp.imageio import load_image
+from gancomp.evaluation import metrics
+from gancomp.io.images import load_image
 
 DATA = Path(__file__).parent / "data"
 

@@ -17,8 +17,10 @@ import pytest
 from click.testing import CliRunner, Result
 from PIL import Image
 
-from gancomp import codec, container, fileio
 from gancomp.cli import main
+from gancomp.coding import container
+from gancomp.io import files as fileio
+from gancomp.runtime import codec
 from helpers import run_cli
 
 DATA = Path(__file__).parent / "data"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gancomp import codec, container
-from gancomp.codec import _tiles
-from gancomp.metrics import psnr
+from gancomp.coding import container
+from gancomp.evaluation.metrics import psnr
+from gancomp.runtime import codec, tiling
+from gancomp.runtime.tiling import _tiles
 
 
 def _photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -31,8 +32,8 @@ def test_tiled_matches_untiled(models_dir, monkeypatch, category):
     c = codec.load_codec(category, models_dir)
     img = _photo_like(150, 230)  # neither side a multiple of the tile or the stride
     plain_data, plain = _round_trip(c, img)
-    monkeypatch.setattr(codec, "TILE_THRESHOLD", 0)  # every image is tiled
-    monkeypatch.setattr(codec, "TILE", 64)  # 3 x 4 tiles; 4 or 8 latent pixels when decoding
+    monkeypatch.setattr(tiling, "TILE_THRESHOLD", 0)  # every image is tiled
+    monkeypatch.setattr(tiling, "TILE", 64)  # 3 x 4 tiles; 4 or 8 latent pixels when decoding
     tiled_data, tiled = _round_trip(c, img)
     assert plain.shape == tiled.shape == img.shape
     assert container.unpack(tiled_data)[0].width == 230

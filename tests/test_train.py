@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gancomp.cli import main
-from gancomp.data import load_folder
 from gancomp.errors import InputError
+from gancomp.training.data import load_folder
 from helpers import run_cli
 
 TINY = ["--channels", "8", "--latent-channels", "8", "--batch-size", "4"]
@@ -132,7 +132,7 @@ tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0],
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
 )
-from gancomp.train import TrainSettings, Trainer
+from gancomp.training.trainer import TrainSettings, Trainer
 s = TrainSettings(category="ship", data=sys.argv[1], output=sys.argv[2], steps=4, rd_steps=2,
                   batch_size=4, channels=8, latent_channels=8, strategy="mirrored",
                   checkpoint_every=100, progress=False)

@@ -24,8 +24,8 @@ def compress(
     models_dir: str | os.PathLike | None = None,
 ) -> bytes:
     """Compress ``image`` (a path, a PIL image or an HxWx3 uint8 array) to ``.gcz`` bytes."""
-    from .codec import compress as _compress
-    from .imageio import from_pil
+    from gancomp.io.images import from_pil
+    from gancomp.runtime.codec import compress as _compress
 
     if hasattr(image, "mode") and hasattr(image, "getbands"):  # a PIL image
         image = from_pil(image)
@@ -40,7 +40,7 @@ def decompress(data: bytes, models_dir: str | os.PathLike | None = None):
     """
     import numpy as np
 
-    from .codec import decompress as _decompress
+    from gancomp.runtime.codec import decompress as _decompress
 
     img = _decompress(bytes(data), models_dir)
     if img.grayscale:

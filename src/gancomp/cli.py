@@ -99,8 +99,8 @@ def compare(image_a: str, image_b: str, as_json: bool) -> None:
     With --json, infinite values are written as null.
     """
     from gancomp.errors import InputError
-    from gancomp.imageio import load_image, to_rgb_for_metrics
-    from gancomp.metrics import compare as compare_arrays
+    from gancomp.evaluation.metrics import compare as compare_arrays
+    from gancomp.io.images import load_image, to_rgb_for_metrics
 
     img_a = load_image(image_a)
     img_b = load_image(image_b)
@@ -275,11 +275,10 @@ def compress(inputs, category, quality, out, force, as_json, models_dir) -> None
     """
     from pathlib import Path
 
-    from gancomp import codec as codec_mod
-    from gancomp.data import IMAGE_SUFFIXES
-    from gancomp.fileio import atomic_write_bytes, check_writable_target
-    from gancomp.imageio import load_image
-    from gancomp.models import available_categories
+    from gancomp.io.files import atomic_write_bytes, check_writable_target
+    from gancomp.io.images import IMAGE_SUFFIXES, load_image
+    from gancomp.runtime import codec as codec_mod
+    from gancomp.runtime.models import available_categories
 
     files, many = _expand_inputs(inputs, IMAGE_SUFFIXES)
     if not files:
@@ -362,7 +361,7 @@ def _compress_part(codec_mod, images, cats, quality, models_dir):
     if len(cats) == 1:
         blobs = codec_mod.compress_many(images, cats[0], quality, models_dir)
         return [(b, cats[0]) for b in blobs]
-    from gancomp import metrics
+    from gancomp.evaluation import metrics
 
     candidates = {c: codec_mod.compress_many(images, c, quality, models_dir) for c in cats}
     decoded = {c: codec_mod.decompress_many(candidates[c], models_dir) for c in cats}
@@ -421,9 +420,9 @@ def decompress(inputs, out, force, as_json, models_dir) -> None:
     """
     from pathlib import Path
 
-    from gancomp import codec as codec_mod
-    from gancomp.fileio import check_writable_target
-    from gancomp.imageio import output_format, save_image
+    from gancomp.io.files import check_writable_target
+    from gancomp.io.images import output_format, save_image
+    from gancomp.runtime import codec as codec_mod
 
     files, many = _expand_inputs(inputs, {".gcz"})
     if not files:
@@ -513,8 +512,8 @@ def info(file, as_json) -> None:
     """Show every header field of a .gcz file, its payload size and bpp."""
     from pathlib import Path
 
-    from gancomp.codec import read_header
-    from gancomp.container import VERSION
+    from gancomp.coding.container import VERSION
+    from gancomp.runtime.codec import read_header
 
     data = _read_input(Path(file))
     header, payload = read_header(data)
@@ -685,8 +684,8 @@ def train(
     """
     from pathlib import Path
 
-    from gancomp.train import TrainSettings
-    from gancomp.train import train as run_training
+    from gancomp.training.trainer import TrainSettings
+    from gancomp.training.trainer import train as run_training
 
     out = Path(output) if output else Path("trained") / category
     settings = TrainSettings(
@@ -732,7 +731,7 @@ def train(
 
 
 def _levels_arg(ctx, param, value):
-    from gancomp.bench import parse_levels
+    from gancomp.evaluation.bench import parse_levels
 
     try:
         return parse_levels(value)
@@ -741,7 +740,7 @@ def _levels_arg(ctx, param, value):
 
 
 def _codecs_arg(ctx, param, value):
-    from gancomp.bench import parse_codecs
+    from gancomp.evaluation.bench import parse_codecs
 
     try:
         return parse_codecs(value)
@@ -785,8 +784,8 @@ def bench(category, data, codecs, levels, json_path, plot_path, limit, force, mo
     gancomp with each codec at equal PSNR and at equal MS-SSIM dB; negative means
     gancomp needs fewer bits.
     """
-    from gancomp import bench as bench_mod
-    from gancomp.fileio import check_writable_target
+    from gancomp.evaluation import bench as bench_mod
+    from gancomp.io.files import check_writable_target
 
     # Fail before the (long) run if an output cannot be written.
     if json_path:

@@ -2,7 +2,7 @@
 
 Every codec encodes the same RGB images in memory; a point of a curve is one quality
 setting, with the mean over images of bpp (whole file, headers included), PSNR, MS-SSIM,
-MSE and L1 (:func:`gancomp.evaluate.summarise`) and the mean coding times.
+MSE and L1 (:func:`gancomp.evaluation.roundtrip.summarise`) and the mean coding times.
 
 The curves are compared with the Bjontegaard delta rate (G. Bjontegaard, "Calculation of
 average PSNR differences between RD-curves", ITU-T SG16 Q.6 VCEG-M33, Austin, April 2001):
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GancompError, InputError
-from .evaluate import summarise
+from gancomp.errors import GancompError, InputError
+from gancomp.evaluation.roundtrip import summarise
 
 #: Classical codecs: Pillow format, fixed save options and the quality sweep.
 #: 4:4:4 for JPEG and AVIF: at equal bpp it gives a higher RGB PSNR than 4:2:0 on both
@@ -89,30 +89,24 @@ def parse_codecs(text: str) -> list[str]:
 
 
 def list_images(folder: str | os.PathLike, limit: int | None = None) -> list[Path]:
-    """Image files directly in ``folder`` (not recursive), sorted by name, the first ``limit``."""
-    from .data import IMAGE_SUFFIXES
+    """Image files in ``folder`` and its sub-folders (as ``train`` reads them), sorted by
+    path, the first ``limit``."""
+    from gancomp.io.images import IMAGE_SUFFIXES, find_images
 
     d = Path(folder)
     if not d.exists():
         raise InputError(f"data folder '{d}' does not exist")
     if not d.is_dir():
         raise InputError(f"data folder '{d}' is not a folder")
-    files = sorted(
-        p
-        for p in d.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    )
+    files = find_images(d)
     if not files:
-        raise InputError(
-            f"no images in '{d}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))}; "
-            "sub-folders are not searched)"
-        )
+        raise InputError(f"no images in '{d}' (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files[:limit] if limit else files
 
 
 def load_rgb(files: Sequence[str | os.PathLike]) -> list[np.ndarray]:
     """HxWx3 uint8 pixels as the metrics see them (alpha composited on white)."""
-    from .imageio import load_image, to_rgb_for_metrics
+    from gancomp.io.images import load_image, to_rgb_for_metrics
 
     return [np.ascontiguousarray(to_rgb_for_metrics(load_image(f))) for f in files]
 
@@ -257,7 +251,7 @@ def _row(quality, images, decoded, blobs, t_enc: float, t_dec: float) -> dict[st
 
 
 def _gancomp_point(codec, quality: int, images: Sequence[np.ndarray]) -> dict[str, Any]:
-    from . import container
+    from gancomp.coding import container
 
     t0 = time.perf_counter()
     blobs = codec.compress_arrays(list(images), quality)
@@ -294,8 +288,8 @@ def run_bench(
     from PIL import __version__ as pillow_version
     from PIL import features
 
-    from . import __version__
-    from .codec import load_codec
+    from gancomp import __version__
+    from gancomp.runtime.codec import load_codec
 
     rgb = [a if isinstance(a, np.ndarray) else load_rgb([a])[0] for a in images]
     if not rgb:
@@ -465,7 +459,7 @@ def write_json(result: dict[str, Any], path: str | os.PathLike, force: bool = Fa
     """Write ``result`` as JSON atomically; refuse to overwrite unless ``force``."""
     import json
 
-    from .fileio import atomic_write_bytes
+    from gancomp.io.files import atomic_write_bytes
 
     text = json.dumps(_finite(result), indent=2, allow_nan=False) + "\n"
     atomic_write_bytes(path, text.encode(), force=force)
@@ -482,7 +476,7 @@ def _matplotlib() -> tuple[Any, Any]:
 
 def check_plot_target(path: str | os.PathLike, force: bool = False) -> str:
     """Fail early (before the benchmark runs) if the plot cannot be written; the format."""
-    from .fileio import check_writable_target
+    from gancomp.io.files import check_writable_target
 
     _matplotlib()
     fmt = Path(path).suffix.lower().lstrip(".")
@@ -494,7 +488,7 @@ def check_plot_target(path: str | os.PathLike, force: bool = False) -> str:
 
 def write_plot(result: dict[str, Any], path: str | os.PathLike, force: bool = False) -> None:
     """PSNR and MS-SSIM dB against bpp, one line per codec, written atomically."""
-    from .fileio import atomic_write_bytes
+    from gancomp.io.files import atomic_write_bytes
 
     fmt = check_plot_target(path, force)
     Figure, FigureCanvasAgg = _matplotlib()

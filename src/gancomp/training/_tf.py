@@ -1,6 +1,6 @@
 """Lazy, quiet TensorFlow import (training and the tests that compare against Keras).
 
-Compress and decompress never import TensorFlow (see :mod:`gancomp.inference`).
+Compress and decompress never import TensorFlow (see :mod:`gancomp.runtime.transforms`).
 Environment knobs are set before the import: TF reads them once. oneDNN is
 switched off because its kernels change float results with the thread count,
 which would make training runs harder to reproduce.

@@ -24,7 +24,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from .errors import InputError
+from gancomp.errors import InputError
 
 MAGIC = b"GZ"
 VERSION = 1

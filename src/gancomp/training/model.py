@@ -317,8 +317,8 @@ class GANCodec(keras.Model):
 
     ``call`` is the training-time forward pass and returns the reconstruction and
     the likelihoods of the (noisy) latents, CompressAI style. Bitstream
-    coding lives in :mod:`gancomp.codec`, using ``analysis``/``synthesis``
-    and the integer tables built by :mod:`gancomp.entropy`.
+    coding lives in :mod:`gancomp.runtime.codec`, using ``analysis``/``synthesis``
+    and the integer tables built by :mod:`gancomp.coding.entropy`.
     """
 
     def __init__(self, cfg: CodecConfig, **kwargs):

@@ -8,30 +8,25 @@ Data flow::
 Determinism: the network only sees batches whose shape is a function of the
 image size alone (fixed chunk size, fixed tile plan), so the bytes written for
 an image do not depend on which other images share the call. Entropy coding
-uses only the frozen integer tables (see :mod:`gancomp.entropy`).
+uses only the frozen integer tables (see :mod:`gancomp.coding.entropy`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import container
-from .entropy import EntropyTables, LatentCoder
-from .errors import GancompError, InputError
-from .inference import single_threaded_blas
-from .models import ModelFolder, check_category_name, find_model, read_model_folder
+from gancomp.coding import container
+from gancomp.coding.entropy import EntropyTables, LatentCoder
+from gancomp.errors import GancompError, InputError
+from gancomp.runtime import tiling
+from gancomp.runtime.models import ModelFolder, check_category_name, find_model, read_model_folder
 
 DEFAULT_QUALITY = 4
-# Pixels per network call: bounds memory and fixes the batch shape per image size.
-CHUNK_PIXELS = 1 << 16
-TILE = 512  # tile side (pixels) for images too big for one pass
-TILE_MARGIN = 64  # overlap per side, beyond the transforms' receptive field
-TILE_THRESHOLD = 1024 * 1024  # padded pixels above which images are tiled
 LATENT_MARGIN = 8  # generator overlap per side, in latent pixels
 
 
@@ -86,7 +81,7 @@ class Codec:
             return
         import io
 
-        from .inference import Transforms
+        from gancomp.runtime.transforms import Transforms
 
         with np.load(io.BytesIO(self.folder.weights), allow_pickle=False) as z:
             weights = {k: z[k] for k in z.files}
@@ -120,7 +115,9 @@ class Codec:
             return np.round(y * g).astype(np.int32)
 
         padded = [_pad(im, s) for im in images]
-        return _apply(padded, fn, scale=(1, s), tile=TILE, margin=TILE_MARGIN)
+        return tiling.apply_network(
+            padded, fn, scale=(1, s), tile=tiling.TILE, margin=tiling.TILE_MARGIN
+        )
 
     def synthesise(self, latents: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
         """RGB uint8 images (padded to the stride) from quantized latents."""
@@ -136,7 +133,9 @@ class Codec:
                 img = np.nan_to_num(img, nan=0.0, posinf=255.0, neginf=0.0)
             return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
-        return _apply(latents, fn, scale=(s, 1), tile=TILE // s, margin=LATENT_MARGIN)
+        return tiling.apply_network(
+            latents, fn, scale=(s, 1), tile=tiling.TILE // s, margin=LATENT_MARGIN
+        )
 
     # -- whole images ---------------------------------------------------------
     def compress_arrays(
@@ -170,10 +169,11 @@ class Codec:
         assert len(out) == n
         return out
 
-    def decode_payloads(
-        self, items: Sequence[tuple[container.Header, bytes]]
-    ) -> list[DecodedImage]:
-        """Decode parsed .gcz files that were all written by this model."""
+    def decode_latents(self, items: Sequence[tuple[container.Header, bytes]]) -> list[np.ndarray]:
+        """The quantized latents (h, w, M) int32 of parsed .gcz files written by this model.
+
+        Exact on every machine: only the frozen integer tables are involved.
+        """
         s = self.stride
         latents = []
         for header, payload in items:
@@ -190,6 +190,13 @@ class Codec:
                 raise
             except Exception as exc:  # constriction reports exhausted or invalid streams
                 raise InputError(f"corrupt .gcz payload ({exc})") from None
+        return latents
+
+    def decode_payloads(
+        self, items: Sequence[tuple[container.Header, bytes]]
+    ) -> list[DecodedImage]:
+        """Decode parsed .gcz files that were all written by this model."""
+        latents = self.decode_latents(items)
         by_level: dict[int, list[int]] = {}
         for i, (header, _) in enumerate(items):
             by_level.setdefault(header.quality, []).append(i)
@@ -238,139 +245,6 @@ def _pad(im: np.ndarray, mult: int) -> np.ndarray:
     return im
 
 
-def _chunk_size(pixels: int) -> int:
-    return int(max(1, min(64, CHUNK_PIXELS // max(pixels, 1))))
-
-
-def _apply(
-    arrays: Sequence[np.ndarray],
-    fn: Callable[[np.ndarray], np.ndarray],
-    scale: tuple[int, int],
-    tile: int,
-    margin: int,
-) -> list[np.ndarray]:
-    """Run a fully convolutional ``fn`` over arrays of any sizes, deterministically.
-
-    Same-shaped arrays are stacked and run in zero-filled chunks of a size that
-    depends on the shape only; arrays over the tile threshold run alone in
-    overlapping tiles. Output side = input side * scale[0] / scale[1].
-    """
-    num, den = scale
-    out: list[np.ndarray | None] = [None] * len(arrays)
-    groups: dict[tuple, list[int]] = {}
-    for i, a in enumerate(arrays):
-        groups.setdefault(a.shape, []).append(i)
-    # Independent network calls, each a (make the input batch, store the output) pair.
-    calls: list[tuple[Callable[[], np.ndarray], Callable[[np.ndarray], None]]] = []
-    tiled: list[tuple[int, list, list]] = []
-    for shape, idx in groups.items():
-        pixels = shape[0] * shape[1] * max(num, den) ** 2
-        if pixels > TILE_THRESHOLD:
-            for i in idx:
-                plan = _tile_plan(shape, tile, margin)
-                pieces: list = [None] * len(plan)
-                tiled.append((i, plan, pieces))
-                for t, box in enumerate(plan):
-                    calls.append(_tile_call(arrays[i], box, pieces, t))
-            continue
-        size = _chunk_size(pixels)
-        for start in range(0, len(idx), size):
-            calls.append(_chunk_call(arrays, idx[start : start + size], size, out))
-    _run_calls(fn, calls)
-    for i, plan, pieces in tiled:
-        out[i] = _assemble(arrays[i].shape, plan, pieces, num, den, tile, margin)
-    return out  # type: ignore[return-value]
-
-
-def _chunk_call(arrays, members: list[int], size: int, out: list):
-    """A zero-filled batch of ``size`` same-shaped arrays; outputs go to ``out[members]``."""
-
-    def batch() -> np.ndarray:
-        part = np.stack([arrays[i] for i in members])
-        if len(part) < size:
-            part = np.concatenate([part, np.zeros((size - len(part), *part.shape[1:]), part.dtype)])
-        return part
-
-    def store(y: np.ndarray) -> None:
-        for i, row in zip(members, y):
-            out[i] = row
-
-    return batch, store
-
-
-def _tile_call(a: np.ndarray, box: tuple[int, ...], pieces: list, t: int):
-    y0, y1, x0, x1 = box[:4]
-    return (lambda: a[None, y0:y1, x0:x1]), (lambda y: pieces.__setitem__(t, y[0]))
-
-
-def _threads() -> int:
-    """Network calls run side by side: $GANCOMP_THREADS, else the usable cores."""
-    env = os.environ.get("GANCOMP_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _run_calls(fn, calls) -> None:
-    """Each call runs alone with single-threaded BLAS; results never depend on the pool."""
-    with single_threaded_blas():
-        workers = min(_threads(), len(calls))
-        if workers <= 1:
-            for batch, store in calls:
-                store(fn(batch()))
-            return
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(workers, thread_name_prefix="gancomp-net") as pool:
-            # Bounded look-ahead keeps at most a few batches' activations in memory.
-            pending = []
-            for batch, store in calls:
-                pending.append((pool.submit(lambda b=batch: fn(b())), store))
-                if len(pending) >= 2 * workers:
-                    done, store_fn = pending.pop(0)
-                    store_fn(done.result())
-            for done, store_fn in pending:
-                store_fn(done.result())
-
-
-def _tiles(n: int, tile: int, margin: int):
-    """(start, stop, keep_start, keep_stop) along one axis; the keep ranges tile the axis."""
-    return [
-        (max(k0 - margin, 0), min(k0 + tile + margin, n), k0, min(k0 + tile, n))
-        for k0 in range(0, n, tile)
-    ]
-
-
-def _tile_plan(shape: tuple, tile: int, margin: int) -> list[tuple[int, ...]]:
-    """Row-major tiles: (y0, y1, x0, x1, keep_y0, keep_y1, keep_x0, keep_x1)."""
-    return [
-        (y0, y1, x0, x1, ky0, ky1, kx0, kx1)
-        for y0, y1, ky0, ky1 in _tiles(shape[0], tile, margin)
-        for x0, x1, kx0, kx1 in _tiles(shape[1], tile, margin)
-    ]
-
-
-def _assemble(shape: tuple, plan: list, pieces: list, num: int, den: int, tile: int, margin: int):
-    """Crop each tile's output to its keep box and join them (plan as from _tile_plan)."""
-
-    def conv(v: int) -> int:
-        return v * num // den
-
-    n_cols = len(_tiles(shape[1], tile, margin))
-    rows = []
-    for r in range(0, len(plan), n_cols):
-        cols = []
-        for (y0, _, x0, _, ky0, ky1, kx0, kx1), y in zip(
-            plan[r : r + n_cols], pieces[r : r + n_cols]
-        ):
-            cols.append(y[conv(ky0 - y0) : conv(ky1 - y0), conv(kx0 - x0) : conv(kx1 - x0)])
-        rows.append(np.concatenate(cols, axis=1))
-    return np.concatenate(rows, axis=0)
-
-
 _CACHE: dict[tuple[str, str], Codec] = {}
 
 
@@ -390,7 +264,7 @@ def compress(
 ) -> bytes:
     """Compress one image to ``.gcz`` bytes.
 
-    ``image`` is a :class:`gancomp.imageio.Image` (keeps grayscale/alpha
+    ``image`` is a :class:`gancomp.io.images.Image` (keeps grayscale/alpha
     information), a path, or an HxWx3 uint8 array.
     """
     return compress_many([image], category, quality, models_dir)[0]
@@ -403,7 +277,7 @@ def compress_many(
     models_dir: str | os.PathLike | None = None,
 ) -> list[bytes]:
     """Compress several images in batched network calls (same bytes as one at a time)."""
-    from .imageio import Image, load_image
+    from gancomp.io.images import Image, load_image
 
     items = []
     for im in images:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import metrics
+from gancomp.evaluation import metrics
 
 
 def evaluate_model(
@@ -17,8 +17,8 @@ def evaluate_model(
     levels: Sequence[int] | None = None,
 ) -> list[dict]:
     """Per level: mean bpp (whole .gcz file), PSNR, MS-SSIM, MSE, L1 and coding times."""
-    from .codec import Codec
-    from .container import unpack
+    from gancomp.coding.container import unpack
+    from gancomp.runtime.codec import Codec
 
     codec = Codec.from_path(model_path)
     levels = list(levels or range(1, codec.levels + 1))

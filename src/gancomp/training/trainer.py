@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._tf import tf as _import_tf
-from .errors import GancompError, InputError
+from gancomp.errors import GancompError, InputError
+from gancomp.training._tf import tf as _import_tf
 
 DEFAULT_BETA = 0.01
 
@@ -88,9 +88,9 @@ class Trainer:
     def __init__(self, s: TrainSettings):
         self.s = s
         tf = _import_tf()
-        from . import data as data_mod
-        from .gan import CodecConfig, GANCodec
-        from .models import check_category_name
+        from gancomp.runtime.models import check_category_name
+        from gancomp.training import data as data_mod
+        from gancomp.training.model import CodecConfig, GANCodec
 
         check_category_name(s.category)
         self.out = Path(s.output)
@@ -138,7 +138,7 @@ class Trainer:
                     )
                 self.cfg = dataclasses.replace(self.cfg, lambdas=lambdas)
         elif s.init_from:
-            from .models import read_model_folder
+            from gancomp.runtime.models import read_model_folder
 
             src = read_model_folder(s.init_from)
             cfg_dict = {**src.config, "category": s.category}
@@ -418,10 +418,10 @@ class Trainer:
 
     def _image_summary(self, writer) -> None:
         tf = _import_tf()
-        from .data import _pad_to
+        from gancomp.training.data import pad_to_patch
 
         imgs = self.val_set.images[:4]
-        crops = np.stack([_pad_to(a[: self.patch, : self.patch], self.patch) for a in imgs])
+        crops = np.stack([pad_to_patch(a[: self.patch, : self.patch], self.patch) for a in imgs])
         crops = crops.astype(np.float32) / 255
         x = tf.constant(crops)
         rows = []
@@ -437,8 +437,8 @@ class Trainer:
         return inference_weights(self.model)
 
     def export(self, elapsed: float, steps_run: int, stats: dict, writer=None) -> dict:
-        from .entropy import build_tables
-        from .models import write_model_folder
+        from gancomp.coding.entropy import build_tables
+        from gancomp.runtime.models import write_model_folder
 
         s = self.s
         tables = build_tables(self.model.density)
@@ -467,8 +467,8 @@ class Trainer:
         )
         result = {"output": str(self.out), "fingerprint": fp, "steps": self.step}
         if self.val_set is not None:
-            from .evaluate import evaluate_model
-            from .models import update_metadata
+            from gancomp.evaluation.roundtrip import evaluate_model
+            from gancomp.runtime.models import update_metadata
 
             table = evaluate_model(self.out, self.val_set.images[: s.val_limit])
             update_metadata(self.out, validation=table)
@@ -502,9 +502,9 @@ def init_model_folder(cfg, out: str | os.PathLike, seed: int = 0, force: bool = 
     Useful to test the whole pipeline before any training has run.
     """
     tf = _import_tf()
-    from .entropy import build_tables
-    from .gan import GANCodec
-    from .models import write_model_folder
+    from gancomp.coding.entropy import build_tables
+    from gancomp.runtime.models import write_model_folder
+    from gancomp.training.model import GANCodec
 
     tf.random.set_seed(seed)
     model = GANCodec(cfg, name="gancodec")

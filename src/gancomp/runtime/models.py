@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GancompError, InputError
+from gancomp.errors import GancompError, InputError
 
 BUILTIN_CATEGORIES = ("airplane", "automobile", "flower")
 FILES = ("config.json", "weights.npz", "tables.npz")
@@ -46,10 +46,10 @@ def default_models_dir() -> Path:
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
-    installed = here / "_models"
+    installed = here.parent / "_models"
     if installed.is_dir():
         return installed
-    return here.parent.parent / "models"  # source checkout
+    return here.parents[2] / "models"  # source checkout: src/gancomp/runtime -> repo
 
 
 def available_categories(models_dir: Path | None = None) -> list[str]:

@@ -16,11 +16,15 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageFile, ImageOps, UnidentifiedImageError
 
+from gancomp.coding.container import MAX_PIXELS as _FORMAT_MAX_PIXELS
 from gancomp.errors import GancompError, InputError
-from gancomp.fileio import atomic_open
+from gancomp.io.files import atomic_open
 
-#: Largest image (width * height) we agree to decode; checked from the header before decoding.
-MAX_PIXELS = 100_000_000
+#: Largest image (width * height) we agree to decode; the .gcz format's own limit.
+MAX_PIXELS = _FORMAT_MAX_PIXELS
+
+#: Files taken as images when a folder is given (compress, train, bench).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 # Pillow warns above its own limit (89.5 Mpx by default) and refuses above twice that; align it
 # with ours so both checks agree (load_image turns Pillow's warning into an error).
@@ -269,3 +273,14 @@ def save_image(
             pil.save(fh, format=fmt, **options)
         except OSError as exc:
             raise GancompError(f"cannot write '{os.fspath(path)}': {exc}") from exc
+
+
+def find_images(folder: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
+    """Image files in ``folder`` (and its sub-folders), sorted, hidden files skipped."""
+    d = Path(folder)
+    found = d.rglob("*") if recursive else d.iterdir()
+    return sorted(
+        p
+        for p in found
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
-from .errors import InputError
+from gancomp.errors import InputError
 
 PRECISION = 16  # bits of the frozen frequency tables
 TAIL_MASS = 2.0**-12  # probability left outside a row's support, per side
@@ -91,7 +91,7 @@ def quantize_pmf(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
 
 
 def build_tables(density) -> EntropyTables:
-    """Freeze a :class:`gancomp.gan.FactorizedDensity` into integer tables."""
+    """Freeze a :class:`gancomp.training.model.FactorizedDensity` into integer tables."""
     lo, hi = -MAX_HALF_RANGE, MAX_HALF_RANGE
     pmf = density.pmf_table(lo, hi)  # (rows, hi - lo + 1)
     cdf = np.cumsum(pmf, axis=1)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GancompError, InputError
-from .imageio import load_image, to_rgb_for_metrics
+from gancomp.errors import GancompError, InputError
+from gancomp.io.images import IMAGE_SUFFIXES, find_images, load_image, to_rgb_for_metrics
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 CIFAR_CLASSES = (
     "airplane",
     "automobile",
@@ -76,14 +75,6 @@ def _load_cifar(path: Path, cls: str) -> ImageSet:
     return ImageSet(out, f"CIFAR-10 batches in {path}, class {cls}", skipped)
 
 
-def find_images(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith(".")
-    )
-
-
 def load_folder(
     folder: str | os.PathLike, cifar_class: str | None = None, workers: int = 4
 ) -> ImageSet:
@@ -125,7 +116,7 @@ def load_folder(
     return result
 
 
-def _pad_to(a: np.ndarray, patch: int) -> np.ndarray:
+def pad_to_patch(a: np.ndarray, patch: int) -> np.ndarray:
     ph, pw = max(patch - a.shape[0], 0), max(patch - a.shape[1], 0)
     if ph or pw:
         a = np.pad(a, [(0, ph), (0, pw), (0, 0)], mode="symmetric")
@@ -141,7 +132,7 @@ def make_dataset(images: ImageSet, patch: int, batch: int, seed: int, shuffle_bu
     """
     import tensorflow as tf
 
-    arrays = [_pad_to(a, patch) for a in images.images]
+    arrays = [pad_to_patch(a, patch) for a in images.images]
     if len({a.shape for a in arrays}) == 1:
         ds = tf.data.Dataset.from_tensor_slices(np.stack(arrays))
     else:
