@@ -39,7 +39,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
         "--random-model",
         action="store_true",
         help="benchmark randomly initialised models with the architecture (config.json) of the "
-        "models in --models-dir, or the default CodecConfig where a category has none",
+        "models in --models-dir, or the default ModelConfig where a category has none",
     )
 
 
@@ -55,16 +55,16 @@ def prepare_models(
         if missing:
             sys.exit(f"no model for {', '.join(missing)} in {src} (use --random-model)")
         return src
-    from gancomp.training.model import CodecConfig
+    from gancomp.training.model import ModelConfig
     from gancomp.training.trainer import init_model_folder
 
     out = workdir / "random-models"
     for cat in categories:
         config = src / cat / "config.json"
         if config.is_file():
-            cfg = CodecConfig.from_dict(json.loads(config.read_text()))
+            cfg = ModelConfig.from_dict(json.loads(config.read_text()))
         else:
-            cfg = CodecConfig(category=cat, num_down=3 if cat in SMALL_CATEGORIES else 4)
+            cfg = ModelConfig(category=cat, num_down=3 if cat in SMALL_CATEGORIES else 4)
         print(
             f"building a random {cat} model (channels {cfg.channels}, latent {cfg.latent_channels}, "
             f"stride {cfg.stride})",

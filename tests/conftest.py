@@ -14,15 +14,15 @@ def data_dir() -> Path:
 
 def _make_models(root: Path) -> Path:
     """Small, randomly initialised models in the shipped format (fast to build and run)."""
-    from gancomp.training.model import CodecConfig
+    from gancomp.training.model import ModelConfig
     from gancomp.training.trainer import init_model_folder
 
     small = dict(channels=16, latent_channels=16, disc_channels=8)
     init_model_folder(
-        CodecConfig(category="airplane", num_down=3, **small), root / "airplane", seed=1
+        ModelConfig(category="airplane", num_down=3, **small), root / "airplane", seed=1
     )
-    init_model_folder(CodecConfig(category="flower", num_down=4, **small), root / "flower", seed=2)
-    init_model_folder(CodecConfig(category="ship", num_down=3, **small), root / "ship", seed=3)
+    init_model_folder(ModelConfig(category="flower", num_down=4, **small), root / "flower", seed=2)
+    init_model_folder(ModelConfig(category="ship", num_down=3, **small), root / "ship", seed=3)
     return root
 
 

@@ -101,7 +101,7 @@ def test_batch_equals_single_and_file_size_estimate(tmp_path, models_dir, data_d
     flower = np.asarray(Image.open(data_dir / "flower_0.jpg").convert("RGB"))
     data = codec.compress_arrays([flower], 4)[0]
     header, payload = unpack(data)
-    est = codec.coder.estimate_bits(codec.analyse([flower], 4)[0], 3) / 8
+    est = codec.coder.estimate_bits(codec.quantized_latents([flower], 4)[0], 3) / 8
     assert abs(len(payload) - est) <= 0.01 * est + 4
 
 
@@ -169,11 +169,11 @@ def test_errors_are_one_line(tmp_path, models_dir, data_dir):
     # A file written by another model of the same category is refused by fingerprint.
     other = tmp_path / "models"
     shutil.copytree(models_dir, other)
-    from gancomp.training.model import CodecConfig
+    from gancomp.training.model import ModelConfig
     from gancomp.training.trainer import init_model_folder
 
     init_model_folder(
-        CodecConfig(category="airplane", channels=16, latent_channels=16),
+        ModelConfig(category="airplane", channels=16, latent_channels=16),
         other / "airplane",
         seed=9,
         force=True,

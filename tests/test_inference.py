@@ -47,15 +47,15 @@ def test_conv2d_transpose_matches_keras(cout, h, w):
 
 @pytest.mark.parametrize("num_down", [2, 3])
 def test_transforms_match_keras_model(num_down):
-    """E and G of a GANCodec with scrambled weights give the same outputs in NumPy."""
+    """E and G of a GANModel with scrambled weights give the same outputs in NumPy."""
     tf = _tf()
-    from gancomp.training.model import CodecConfig, GANCodec
+    from gancomp.training.model import GANModel, ModelConfig
     from gancomp.training.trainer import inference_weights
 
-    cfg = CodecConfig(
+    cfg = ModelConfig(
         category="t", num_down=num_down, channels=12, latent_channels=10, disc_channels=4
     )
-    model = GANCodec(cfg, name="gancodec")
+    model = GANModel(cfg, name="gancodec")
     model.build_all()
     rng = np.random.default_rng(num_down)
     for v in model.encoder.weights + model.generator.weights:
@@ -69,9 +69,9 @@ def test_transforms_match_keras_model(num_down):
     s = cfg.stride
     x = rng.random((3, 3 * s, 5 * s, 3), dtype=np.float32)
     y_keras = model.encoder(tf.constant(x)).numpy()
-    _close(net.encode(x), y_keras)
+    _close(net.analysis(x), y_keras)
     yq = np.round(y_keras * 4).astype(np.float32)
-    _close(net.generate(yq), model.generator(tf.constant(yq)).numpy())
+    _close(net.synthesis(yq), model.generator(tf.constant(yq)).numpy())
 
 
 def _close(got: np.ndarray, want: np.ndarray) -> None:
@@ -106,9 +106,9 @@ def test_network_calls_pin_blas_to_one_thread():
         raw, pinned = [], []
         for n in (1, 2):
             blas.set(n)
-            raw.append(net._net.generate(y))
+            raw.append(net._net.synthesis(y))
             out = []
-            tiling._run_calls(net._net.generate, [(lambda: y, out.append)])
+            tiling._run_calls(net._net.synthesis, [(lambda: y, out.append)])
             pinned.append(out[0])
             assert blas.get() == n  # restored after the calls
     finally:

@@ -358,21 +358,12 @@ def compress(inputs, category, quality, out, force, as_json, models_dir) -> None
 
 
 def _compress_part(codec_mod, images, cats, quality, models_dir):
+    from gancomp.runtime.auto import compress_auto
+
     if len(cats) == 1:
         blobs = codec_mod.compress_many(images, cats[0], quality, models_dir)
         return [(b, cats[0]) for b in blobs]
-    from gancomp.evaluation import metrics
-
-    candidates = {c: codec_mod.compress_many(images, c, quality, models_dir) for c in cats}
-    decoded = {c: codec_mod.decompress_many(candidates[c], models_dir) for c in cats}
-    out = []
-    for i, im in enumerate(images):
-        psnr = {c: metrics.psnr(im.rgb, decoded[c][i].rgb) for c in cats}
-        best = max(psnr.values())
-        ok = [c for c in cats if psnr[c] >= best - 0.1]
-        chosen = min(ok, key=lambda c: (len(candidates[c][i]), c))
-        out.append((candidates[chosen][i], chosen))
-    return out
+    return compress_auto(images, quality, models_dir, categories=cats)
 
 
 def _report_compress(src, in_bytes, im, target, data, chosen, auto, as_json) -> str:

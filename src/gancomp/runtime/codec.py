@@ -98,20 +98,21 @@ class Codec:
             raise GancompError(f"model folder {self.folder.path}: gains do not match its config")
         self._gain, self._inv_gain, self._net = gain, inv_gain, net
 
-    def _check_level(self, quality: int) -> int:
+    def level_of(self, quality: int) -> int:
+        """The 0-based level of a 1-based quality: the one place the two meet."""
         if not 1 <= quality <= self.levels:
             raise InputError(f"quality must be 1..{self.levels}, got {quality}")
         return quality - 1
 
     # -- latents --------------------------------------------------------------
-    def analyse(self, images: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
+    def quantized_latents(self, images: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
         """Quantized latents (h, w, M) int32 for RGB uint8 images of any size."""
         self._build()
-        g = self._gain[self._check_level(quality)]
+        g = self._gain[self.level_of(quality)]
         s = self.stride
 
         def fn(b: np.ndarray) -> np.ndarray:
-            y = self._net.encode(b.astype(np.float32) / np.float32(255.0))
+            y = self._net.analysis(b.astype(np.float32) / np.float32(255.0))
             return np.round(y * g).astype(np.int32)
 
         padded = [_pad(im, s) for im in images]
@@ -119,17 +120,17 @@ class Codec:
             padded, fn, scale=(1, s), tile=tiling.TILE, margin=tiling.TILE_MARGIN
         )
 
-    def synthesise(self, latents: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
+    def reconstruct(self, latents: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
         """RGB uint8 images (padded to the stride) from quantized latents."""
         self._build()
-        ig = self._inv_gain[self._check_level(quality)]
+        ig = self._inv_gain[self.level_of(quality)]
         s = self.stride
 
         def fn(b: np.ndarray) -> np.ndarray:
             # Latents of a damaged (but CRC-valid) file can overflow float32: such pixels
             # come out as 0 or 255, deterministically and without a NumPy warning.
             with np.errstate(over="ignore", invalid="ignore"):
-                img = self._net.generate(b.astype(np.float32) * ig) * np.float32(255.0)
+                img = self._net.synthesis(b.astype(np.float32) * ig) * np.float32(255.0)
                 img = np.nan_to_num(img, nan=0.0, posinf=255.0, neginf=0.0)
             return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
@@ -150,10 +151,11 @@ class Codec:
         n = len(images)
         for im in images:
             _check_rgb(im)
-        latents = self.analyse(images, quality)
+        level = self.level_of(quality)
+        latents = self.quantized_latents(images, quality)
         out = []
         for i, (im, sym) in enumerate(zip(images, latents)):
-            payload = self.coder.encode(sym, quality - 1)
+            payload = self.coder.encode(sym, level)
             alpha = alphas[i] if alphas else None
             header = container.Header(
                 self.category,
@@ -182,10 +184,10 @@ class Codec:
                     f"file was written by model {header.fingerprint.hex()} but the "
                     f"{self.category!r} model here is {self.folder.fingerprint}"
                 )
-            self._check_level(header.quality)
+            level = self.level_of(header.quality)
             h, w = -(-header.height // s), -(-header.width // s)
             try:
-                latents.append(self.coder.decode(payload, header.quality - 1, (h, w)))
+                latents.append(self.coder.decode(payload, level, (h, w)))
             except InputError:
                 raise
             except Exception as exc:  # constriction reports exhausted or invalid streams
@@ -202,7 +204,7 @@ class Codec:
             by_level.setdefault(header.quality, []).append(i)
         pixels: list[np.ndarray | None] = [None] * len(items)
         for q, idx in by_level.items():
-            for i, im in zip(idx, self.synthesise([latents[i] for i in idx], q)):
+            for i, im in zip(idx, self.reconstruct([latents[i] for i in idx], q)):
                 pixels[i] = im
         out = []
         for (header, _), im in zip(items, pixels):
@@ -276,7 +278,10 @@ def compress_many(
     quality: int = DEFAULT_QUALITY,
     models_dir: str | os.PathLike | None = None,
 ) -> list[bytes]:
-    """Compress several images in batched network calls (same bytes as one at a time)."""
+    """Compress several images in batched network calls (same bytes as one at a time).
+
+    ``category="auto"`` picks a model per image (:mod:`gancomp.runtime.auto`).
+    """
     from gancomp.io.images import Image, load_image
 
     items = []
@@ -284,6 +289,10 @@ def compress_many(
         if isinstance(im, (str, Path)):
             im = load_image(im)
         items.append(im)
+    if category == "auto":
+        from gancomp.runtime.auto import compress_auto
+
+        return [data for data, _ in compress_auto(items, quality, models_dir)]
     codec = load_codec(category, models_dir)
     rgb = [im.rgb if isinstance(im, Image) else np.asarray(im) for im in items]
     return codec.compress_arrays(

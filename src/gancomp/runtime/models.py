@@ -2,7 +2,7 @@
 
 A model folder is self-describing::
 
-    config.json    CodecConfig: every architectural hyper-parameter
+    config.json    ModelConfig: every architectural hyper-parameter
     weights.npz    inference weights (encoder, generator, gains), float32
     tables.npz     frozen integer entropy-coding tables
     metadata.json  training settings, validation results, fingerprint

@@ -148,7 +148,7 @@ class Transforms:
     def _conv(self, x: np.ndarray, name: str, stride: int = 1) -> np.ndarray:
         return conv2d(x, self.w[name + "/kernel"], self.w[name + "/bias"], stride)
 
-    def encode(self, x: np.ndarray) -> np.ndarray:
+    def analysis(self, x: np.ndarray) -> np.ndarray:
         """Image batch (N, H, W, 3) float32 in [0, 1] -> latents y (unquantized)."""
         x = np.ascontiguousarray(x, np.float32)
         for i in range(self.num_down):
@@ -157,7 +157,7 @@ class Transforms:
                 x = gdn(x, self.w[f"encoder/gdn{i}/beta"], self.w[f"encoder/gdn{i}/gamma"], False)
         return x
 
-    def generate(self, y: np.ndarray) -> np.ndarray:
+    def synthesis(self, y: np.ndarray) -> np.ndarray:
         """Dequantized latents (N, h, w, M) float32 -> images in about [0, 1]."""
         x = self._conv(np.ascontiguousarray(y, np.float32), "generator/head")
         r = self._conv(x, "generator/res0/c1")

@@ -1,7 +1,7 @@
 """The one GAN codec definition shared by every category.
 
 A category codec (airplane, automobile, flower, or any user category) is an
-instance of :class:`GANCodec` built from a :class:`CodecConfig` and trained
+instance of :class:`GANModel` built from a :class:`ModelConfig` and trained
 weights. The pieces follow the learned-compression literature:
 
 * Encoder E and generator G are the analysis/synthesis transforms of
@@ -37,7 +37,7 @@ import tensorflow as tf
 
 
 @dataclass
-class CodecConfig:
+class ModelConfig:
     """Every architectural hyper-parameter; saved as ``config.json`` in a model folder."""
 
     category: str = "airplane"
@@ -62,7 +62,7 @@ class CodecConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict) -> CodecConfig:
+    def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         for k in ("density_filters", "lambdas"):
@@ -118,7 +118,7 @@ class Encoder(keras.layers.Layer):
     can train in hours.
     """
 
-    def __init__(self, cfg: CodecConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self.stages = []
         for i in range(cfg.num_down):
@@ -155,7 +155,7 @@ class ResBlock(keras.layers.Layer):
 class Generator(keras.layers.Layer):
     """Synthesis transform G: dequantized latent -> image in [0, 1]."""
 
-    def __init__(self, cfg: CodecConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self.head = keras.layers.Conv2D(cfg.channels, 3, padding="same", name="head")
         self.res = ResBlock(cfg.channels, name="res0")
@@ -188,7 +188,7 @@ class FactorizedDensity(keras.layers.Layer):
     ``v`` of shape (B, H, W, M) using the densities of each sample's level.
     """
 
-    def __init__(self, cfg: CodecConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self.levels = cfg.levels
         self.channels = cfg.latent_channels
@@ -261,13 +261,6 @@ class FactorizedDensity(keras.layers.Layer):
         p = tf.abs(tf.sigmoid(sign * upper) - tf.sigmoid(sign * lower))
         return p[:, 0, :].numpy().astype(np.float64)
 
-    def tail_mass_outside(self, lo: int, hi: int) -> np.ndarray:
-        n = self.levels * self.channels
-        idx = tf.range(n)
-        low = self.logits_cdf_flat(tf.fill([n, 1, 1], lo - 0.5), idx)
-        high = self.logits_cdf_flat(tf.fill([n, 1, 1], hi + 0.5), idx)
-        return (tf.sigmoid(low) + tf.sigmoid(-high))[:, 0, 0].numpy()
-
 
 class Discriminator(keras.layers.Layer):
     """Latent-conditioned, multi-scale patch discriminator (training only).
@@ -277,7 +270,7 @@ class Discriminator(keras.layers.Layer):
     the same network then judges the image at ``disc_scales`` resolutions.
     """
 
-    def __init__(self, cfg: CodecConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self.scales = cfg.disc_scales
         self.stride = cfg.stride
@@ -312,16 +305,16 @@ class Discriminator(keras.layers.Layer):
         return tf.concat(logits, axis=1)
 
 
-class GANCodec(keras.Model):
+class GANModel(keras.Model):
     """E, quantizer, entropy model, G and D of one category codec.
 
     ``call`` is the training-time forward pass and returns the reconstruction and
     the likelihoods of the (noisy) latents, CompressAI style. Bitstream
-    coding lives in :mod:`gancomp.runtime.codec`, using ``analysis``/``synthesis``
-    and the integer tables built by :mod:`gancomp.coding.entropy`.
+    coding lives in :mod:`gancomp.runtime.codec` (the NumPy port of the encoder and
+    generator) and :mod:`gancomp.coding.entropy` (the frozen integer tables).
     """
 
-    def __init__(self, cfg: CodecConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self.cfg = cfg
         self.encoder = Encoder(cfg, name="encoder")
@@ -358,17 +351,13 @@ class GANCodec(keras.Model):
         ig = tf.exp(tf.gather(self.log_inv_gain, levels))[:, None, None, :]
         return g, ig
 
-    def analysis(self, x, levels):
-        """Scaled latent y*g whose rounding is coded."""
+    def scaled_latent(self, x, levels):
+        """The analysis transform's latent times the level's gain: what is rounded and coded."""
         g, _ = self.gains(levels)
         return self.encoder(x) * g
 
-    def synthesis(self, y_hat, levels):
-        _, ig = self.gains(levels)
-        return self.generator(y_hat * ig)
-
     def call(self, x, levels, training=False):
-        y = self.analysis(x, levels)
+        y = self.scaled_latent(x, levels)
         if training:
             # Noise for the rate term; straight-through rounding for the generator
             # so it sees the same values it gets at test time.

@@ -90,7 +90,7 @@ class Trainer:
         tf = _import_tf()
         from gancomp.runtime.models import check_category_name
         from gancomp.training import data as data_mod
-        from gancomp.training.model import CodecConfig, GANCodec
+        from gancomp.training.model import GANModel, ModelConfig
 
         check_category_name(s.category)
         self.out = Path(s.output)
@@ -119,7 +119,7 @@ class Trainer:
 
         if s.resume:
             cfg_dict = json.loads((self.ckpt_dir / "config.json").read_text())
-            self.cfg = CodecConfig.from_dict(cfg_dict)
+            self.cfg = ModelConfig.from_dict(cfg_dict)
             saved = json.loads((self.ckpt_dir / "train.json").read_text())
             # The run's settings carry over; an explicit --rd-steps, --beta or --batch-size
             # overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
@@ -145,7 +145,7 @@ class Trainer:
             if s.lambdas:
                 cfg_dict["lambdas"] = [float(v) for v in s.lambdas]
                 cfg_dict["levels"] = len(cfg_dict["lambdas"])
-            self.cfg = CodecConfig.from_dict(cfg_dict)
+            self.cfg = ModelConfig.from_dict(cfg_dict)
             self._init_weights = src.weights
         else:
             kw = {
@@ -158,7 +158,7 @@ class Trainer:
             if s.lambdas:
                 kw["lambdas"] = tuple(float(v) for v in s.lambdas)
                 kw["levels"] = len(kw["lambdas"])
-            self.cfg = CodecConfig(**kw)
+            self.cfg = ModelConfig(**kw)
         if patch % self.cfg.stride:
             raise InputError(
                 f"--patch-size {patch} must be a multiple of the stride {self.cfg.stride}"
@@ -178,7 +178,7 @@ class Trainer:
         import keras
 
         with self.strategy.scope():
-            self.model = GANCodec(self.cfg, name="gancodec")
+            self.model = GANModel(self.cfg, name="gancodec")
             self.model.build_all()
             self.opt_g = keras.optimizers.Adam(learning_rate=s.lr, global_clipnorm=s.clipnorm)
             # The densities start far wider than the latents they must fit; a faster
@@ -504,10 +504,10 @@ def init_model_folder(cfg, out: str | os.PathLike, seed: int = 0, force: bool = 
     tf = _import_tf()
     from gancomp.coding.entropy import build_tables
     from gancomp.runtime.models import write_model_folder
-    from gancomp.training.model import GANCodec
+    from gancomp.training.model import GANModel
 
     tf.random.set_seed(seed)
-    model = GANCodec(cfg, name="gancodec")
+    model = GANModel(cfg, name="gancodec")
     model.build_all()
     weights = inference_weights(model)
     tables = build_tables(model.density)
