@@ -64,11 +64,11 @@ def test_batch_refuses_to_overwrite_without_force(tmp_path, models_dir):
 
     decoded = tmp_path / "decoded"
     decoded.mkdir()
-    (decoded / "automobile_0.png").write_bytes(PRECIOUS)
+    (decoded / "automobile_0.decoded.png").write_bytes(PRECIOUS)
     r = _cli("decompress", out, "-o", decoded, "--models-dir", models_dir)
     assert r.exit_code == 1 and "automobile_0.gcz" in r.stderr and "--force" in r.stderr
-    assert (decoded / "automobile_0.png").read_bytes() == PRECIOUS
-    assert Image.open(decoded / "airplane_0.png").size == (32, 32)
+    assert (decoded / "automobile_0.decoded.png").read_bytes() == PRECIOUS
+    assert Image.open(decoded / "airplane_0.decoded.png").size == (32, 32)
     assert _hidden(out) == [] and _hidden(decoded) == []
 
 
@@ -239,10 +239,11 @@ def test_decompress_batch_with_corrupt_files(tmp_path, models_dir):
     assert len(errors) == 3 and errors[-1] == "gancomp: 2 of 5 files failed"
     assert "bad_crc.gcz" in r.stderr and "checksum" in r.stderr
     assert "bad_model.gcz" in r.stderr and "written by model" in r.stderr
-    assert sorted(p.name for p in out.iterdir()) == sorted(s.stem + ".png" for s in srcs)
+    assert sorted(p.name for p in out.iterdir()) == sorted(s.stem + ".decoded.png" for s in srcs)
     for src in srcs:
         alone = codec.decompress((gczs / (src.stem + ".gcz")).read_bytes(), models_dir)
-        assert np.array_equal(np.asarray(Image.open(out / (src.stem + ".png"))), alone.rgb)
+        decoded = np.asarray(Image.open(out / (src.stem + ".decoded.png")))
+        assert np.array_equal(decoded, alone.rgb)
 
 
 def test_two_inputs_with_one_output_name(tmp_path, models_dir, data_dir):

@@ -1,10 +1,13 @@
 """Command line interface: ``gancomp COMMAND ...``.
 
-Commands are registered on the ``main`` group with ``@main.command()``. Errors are handled
-centrally by :class:`GancompGroup`: a :class:`GancompError` becomes one line on stderr and exit
-status 1, Ctrl-C exits 130, and anything else is reported as an internal error (exit 1). A
-traceback is printed only with ``gancomp --debug``. Heavy modules (numpy, TensorFlow) are
-imported inside the commands so that ``gancomp --help`` stays fast.
+Commands are registered on the ``main`` group with ``@main.command()``; the work is done by the
+package (``gancomp.batch`` for compress / decompress / info): this module holds options, calls
+and formatting. Errors are handled centrally by :class:`GancompGroup`: a :class:`GancompError`
+becomes one line on stderr and its exit status (1; 2 for usage errors; 130 for an interrupted
+run, without the word "error"), Ctrl-C exits 130, a closed stdout pipe exits quietly, and
+anything else is reported as an internal error (exit 1). A traceback is printed only with
+``gancomp --debug``. Heavy modules (numpy, TensorFlow) are imported inside the commands so that
+``gancomp --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -28,17 +31,34 @@ from gancomp.errors import GancompError  # noqa: E402
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+# The status of a tool killed by SIGPIPE (128 + 13), which is how cat, grep or sort end when
+# their reader goes away: `set -o pipefail` scripts see the same for gancomp as for them.
+EXIT_BROKEN_PIPE = 141
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.splitlines()).strip()
 
 
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("debug"))
+
+
 def _report(ctx: click.Context, message: str, code: int) -> None:
-    if ctx.find_root().params.get("debug"):
+    if _debug():
         traceback.print_exc(file=sys.stderr)
     click.echo(f"gancomp: {_one_line(message)}", err=True)
     ctx.exit(code)
+
+
+def _stdout_closed(ctx: click.Context) -> None:
+    """The reader of our output went away (`gancomp info F | head -1`): stop without a word."""
+    # Point stdout at /dev/null so the interpreter's final flush has nowhere to fail.
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    ctx.exit(EXIT_BROKEN_PIPE)
 
 
 class GancompGroup(click.Group):
@@ -46,16 +66,21 @@ class GancompGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            sys.stdout.flush()  # a closed pipe shows up here, not as noise at interpreter exit
+            return result
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:
+            _stdout_closed(ctx)
         except GancompError as exc:
-            _report(ctx, f"error: {exc}", exc.exit_code)
+            label = "" if exc.exit_code == EXIT_INTERRUPTED else "error: "
+            _report(ctx, f"{label}{exc}", exc.exit_code)
         except KeyboardInterrupt:
             _report(ctx, "interrupted", EXIT_INTERRUPTED)
         except Exception as exc:
             detail = str(exc) or "(no message)"
-            hint = "" if ctx.params.get("debug") else " (run with --debug for a traceback)"
+            hint = "" if _debug() else " (run with --debug for a traceback)"
             _report(ctx, f"internal error: {type(exc).__name__}: {detail}{hint}", EXIT_ERROR)
 
 
@@ -158,87 +183,93 @@ _MODELS_DIR_OPTION = click.option(
     envvar="GANCOMP_MODELS",
     help="Folder of model folders (default: $GANCOMP_MODELS, else the shipped models).",
 )
+_FORCE_OPTION = click.option("--force", is_flag=True, help="Overwrite existing outputs.")
+_JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per file."
+)
 
 
-def _expand_inputs(inputs: tuple[str, ...], suffixes: set[str] | None) -> tuple[list, bool]:
-    """Files named on the command line; directories expand to their matching files."""
-    from pathlib import Path
+class _Reporter:
+    """The progress callback of a batch: a bar on stderr (terminals only, several files) and
+    one stdout line per file written, printed in blocks (a terminal write per file costs
+    more than coding a small image)."""
 
-    files: list[Path] = []
-    many = len(inputs) > 1
-    for name in inputs:
-        p = Path(name)
-        if p.is_dir():
-            many = True
-            found = sorted(
-                f
-                for f in p.iterdir()
-                if f.is_file() and (suffixes is None or f.suffix.lower() in suffixes)
-            )
-            files.extend(found)
-        else:
-            files.append(p)
-    return files, many
+    def __init__(self, desc: str, line) -> None:
+        self.desc, self.line = desc, line
+        self.bar = None
+        self.lines: list[str] = []
+        self.count = 0
 
+    def __call__(self, result, total: int) -> None:
+        from tqdm import tqdm
 
-def _progress(total: int, desc: str):
-    """A progress bar on stderr for many files; silent when stderr is not a terminal."""
-    from tqdm import tqdm
+        if self.bar is None:
+            disable = total < 2 or not sys.stderr.isatty()
+            self.bar = tqdm(total=total, desc=self.desc, unit="file", disable=disable)
+        self.bar.update(1)
+        self.count += 1
+        if result.ok:
+            self.lines.append(self.line(result))
+        if len(self.lines) >= 256 or self.count == total:
+            self.flush()
 
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="file",
-        disable=total < 2 or not sys.stderr.isatty(),
-        file=sys.stderr,
-    )
+    def flush(self) -> None:
+        if self.lines:
+            click.echo("\n".join(self.lines))
+            self.lines = []
 
-
-_IO_THREADS = 4  # overlaps PNG coding and fsync waits; more threads only contend
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-@contextlib.contextmanager
-def _io_pool():
-    """Threads for file reads and atomic writes (PNG codecs and fsync release the GIL).
-
-    On Ctrl-C or an error, writes not yet started are cancelled and those under way
-    finish: every output is still either complete or absent.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    pool = ThreadPoolExecutor(max_workers=_IO_THREADS, thread_name_prefix="gancomp-io")
-    try:
-        yield pool
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+def _print_failures(failures: list) -> None:
+    """One line per failed file, after its traceback with --debug."""
+    for result in failures:
+        if _debug() and result.exception is not None:
+            traceback.print_exception(result.exception, file=sys.stderr)
+        click.echo(f"gancomp: error: {result.error}", err=True)
 
 
-def _claim_target(claimed: dict, target, src) -> None:
-    """Two inputs must not write one output (a.png and a.jpg both -> a.gcz)."""
-    key = os.path.abspath(target)
-    if key in claimed:
-        raise GancompError(f"output '{target}' is also the output of '{claimed[key]}'")
-    claimed[key] = src
-
-
-def _finish(failures: list[tuple[str, str]], total: int) -> None:
+def _finish(failures: list, total: int) -> None:
+    """Report per-file errors; exit 1 if there were any."""
+    _print_failures(failures)
+    if failures and total > 1:
+        click.echo(f"gancomp: {len(failures)} of {total} files failed", err=True)
     if failures:
-        for name, msg in failures:
-            click.echo(f"gancomp: error: {name}: {msg}", err=True)
-        if total > 1:
-            click.echo(f"gancomp: {len(failures)} of {total} files failed", err=True)
         sys.exit(EXIT_ERROR)
 
 
-def _target(out: str | None, src, many: bool, suffix: str):
-    from pathlib import Path
+def _run_batch(run, reporter: _Reporter) -> None:
+    from gancomp.batch import BatchStopped
 
-    if many:
-        folder = Path(out) if out else Path(".")
-        return folder / (src.stem + suffix)
-    return Path(out) if out else src.with_name(src.stem + suffix)
+    try:
+        results = run(progress=reporter)
+    except BatchStopped as exc:  # a full disk: what was written, what failed, then the cause
+        reporter.flush()
+        _print_failures([r for r in exc.results if not r.ok])
+        raise
+    finally:
+        reporter.close()
+    _finish([r for r in results if not r.ok], len(results))
+
+
+def _compress_line(r, auto: bool, as_json: bool) -> str:
+    ratio = r.input_bytes / r.output_bytes
+    if as_json:
+        fields = ("category", "input_bytes", "output_bytes", "bpp")
+        row = {"input": str(r.path), "output": str(r.output)}
+        row.update({k: getattr(r, k) for k in fields})
+        row.update(ratio=ratio, width=r.width, height=r.height)
+        return json.dumps(row)
+    notes = [f"category {r.category}"] if auto else []
+    if r.bit_depth_reduced:
+        notes.append("16-bit input reduced to 8 bits")
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    return (
+        f"{r.path} -> {r.output}: {r.input_bytes} -> {r.output_bytes} bytes, "
+        f"{r.bpp:.3f} bpp, ratio {ratio:.1f}{extra}"
+    )
 
 
 @main.command()
@@ -258,279 +289,98 @@ def _target(out: str | None, src, many: bool, suffix: str):
     help="1 = smallest file ... 8 = best quality.",
 )
 @click.option(
-    "-o", "--output", "out", type=click.Path(), help="Output file, or folder for several inputs."
+    "-o", "--output", "out", type=click.Path(), help="Output .gcz file, or folder to write into."
 )
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@_FORCE_OPTION
+@_JSON_OPTION
 @_MODELS_DIR_OPTION
 def compress(inputs, category, quality, out, force, as_json, models_dir) -> None:
-    """Compress images to .gcz files.
+    """Compress images (or folders of images) to .gcz files.
 
-    One INPUT writes OUT (default: INPUT with the suffix .gcz). Several inputs or a
-    folder write OUT/<stem>.gcz for each (OUT defaults to the current folder).
-    Same-size images go through the network in batches.
+    Each image writes <stem>.gcz next to it. With -o: one image writes OUT (a name ending
+    in .gcz), or into OUT if it is a folder; several inputs or a folder write
+    OUT/<stem>.gcz (the folder is created if needed). Existing files are never overwritten
+    without --force, and two inputs never share one output (a.png, a.jpg). Same-size images
+    go through the network in batches.
 
-    --category auto encodes with every available model and keeps the smallest
-    file whose PSNR is within 0.1 dB of the best one.
+    --category auto tries every available model and keeps, per image, the one that codes
+    it best.
     """
-    from pathlib import Path
+    from gancomp.batch import compress_files
 
-    from gancomp.io.files import atomic_write_bytes, check_writable_target
-    from gancomp.io.images import IMAGE_SUFFIXES, load_image
-    from gancomp.runtime import codec as codec_mod
-    from gancomp.runtime.models import available_categories
-
-    files, many = _expand_inputs(inputs, IMAGE_SUFFIXES)
-    if not files:
-        raise GancompError("no images found in the given folder(s)")
-    if many and out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    if category != "auto":
-        codec_mod.load_codec(category, models_dir)  # a missing model fails before any work
-        cats = [category]
-    else:
-        cats = available_categories(models_dir)
-        if not cats:
-            raise GancompError("no models available for --category auto")
-    failures: list[tuple[str, str]] = []
-    claimed: dict = {}
-
-    def load(job):
-        f, target = job
-        try:
-            check_writable_target(target, force)
-            im = load_image(f)
-            return (f, im, target, f.stat().st_size)
-        except GancompError as exc:
-            return exc
-        except OSError as exc:  # the file vanished after it was read
-            return GancompError(f"cannot read '{f}': {exc.strerror or exc}")
-
-    # Batches of same-size images; bounded so huge folders don't sit in memory at once.
-    step = 256
-    with _io_pool() as pool, _progress(len(files), "compress") as bar:
-        for start in range(0, len(files), step):
-            jobs = []
-            for f in files[start : start + step]:
-                try:  # in input order, so of two inputs with one output the first wins
-                    target = _target(out, f, many, ".gcz")
-                    _claim_target(claimed, target, f)
-                    jobs.append((f, target))
-                except GancompError as exc:
-                    failures.append((str(f), str(exc)))
-                    bar.update(1)
-            part = []
-            for (f, _), item in zip(jobs, pool.map(load, jobs)):
-                if isinstance(item, GancompError):
-                    failures.append((str(f), str(item)))
-                    bar.update(1)
-                else:
-                    part.append(item)
-            if not part:
-                continue
-            try:
-                results = _compress_part(
-                    codec_mod, [item[1] for item in part], cats, quality, models_dir
-                )
-            except GancompError as exc:
-                failures.extend((str(item[0]), str(exc)) for item in part)
-                bar.update(len(part))
-                continue
-            writes = [
-                pool.submit(atomic_write_bytes, item[2], data, force=force)
-                for item, (data, _) in zip(part, results)
-            ]
-            lines = []  # one write per batch: a terminal write per file costs more than coding
-            for (f, im, target, in_bytes), (data, chosen), done in zip(part, results, writes):
-                try:
-                    done.result()
-                except GancompError as exc:
-                    failures.append((str(f), str(exc)))
-                else:
-                    auto = category == "auto"
-                    lines.append(
-                        _report_compress(f, in_bytes, im, target, data, chosen, auto, as_json)
-                    )
-                bar.update(1)
-            if lines:
-                click.echo("\n".join(lines))
-    _finish(failures, len(files))
+    auto = category == "auto"
+    _run_batch(
+        lambda progress: compress_files(
+            inputs, category, quality, out, force, models_dir, progress=progress
+        ),
+        _Reporter("compress", lambda r: _compress_line(r, auto, as_json)),
+    )
 
 
-def _compress_part(codec_mod, images, cats, quality, models_dir):
-    from gancomp.runtime.auto import compress_auto
-
-    if len(cats) == 1:
-        blobs = codec_mod.compress_many(images, cats[0], quality, models_dir)
-        return [(b, cats[0]) for b in blobs]
-    return compress_auto(images, quality, models_dir, categories=cats)
-
-
-def _report_compress(src, in_bytes, im, target, data, chosen, auto, as_json) -> str:
-    bpp = 8 * len(data) / (im.width * im.height)
-    ratio = in_bytes / len(data)
+def _decompress_line(r, as_json: bool) -> str:
     if as_json:
-        return json.dumps(
-            {
-                "input": str(src),
-                "output": str(target),
-                "category": chosen,
-                "input_bytes": in_bytes,
-                "output_bytes": len(data),
-                "bpp": bpp,
-                "ratio": ratio,
-                "width": im.width,
-                "height": im.height,
-            }
-        )
-    notes = []
-    if auto:
-        notes.append(f"category {chosen}")
-    if im.bit_depth_reduced:
-        notes.append("16-bit input reduced to 8 bits")
-    extra = f" ({'; '.join(notes)})" if notes else ""
-    return f"{src} -> {target}: {in_bytes} -> {len(data)} bytes, {bpp:.3f} bpp, ratio {ratio:.1f}{extra}"
+        row = {"input": str(r.path), "output": str(r.output)}
+        row.update({k: getattr(r, k) for k in ("width", "height", "category", "quality")})
+        return json.dumps(row)
+    return f"{r.path} -> {r.output}: {r.width}x{r.height}, {r.category} quality {r.quality}"
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option(
-    "-o", "--output", "out", type=click.Path(), help="Output image, or folder for several inputs."
+    "-o", "--output", "out", type=click.Path(), help="Output image, or folder to write into."
 )
-@click.option("--force", is_flag=True, help="Overwrite existing outputs.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file.")
+@_FORCE_OPTION
+@_JSON_OPTION
 @_MODELS_DIR_OPTION
 def decompress(inputs, out, force, as_json, models_dir) -> None:
-    """Decompress .gcz files to images of the original size.
+    """Decompress .gcz files (or folders of them) to images of the original size.
 
-    One INPUT writes OUT, by default INPUT's name with '.gcz' replaced by
-    '.decoded.png' (so 'img.gcz' next to 'img.png' never touches 'img.png').
-    Several inputs or a folder write OUT/<stem>.png (OUT defaults to the current
-    folder). The output format follows OUT's extension: .png, .bmp, .tif, .webp
+    Each file writes <stem>.decoded.png next to it ('img.gcz' -> 'img.decoded.png', so
+    decoding never lands on 'img.png'). With -o: one file writes OUT, or into OUT if it is
+    a folder; several inputs or a folder write OUT/<stem>.decoded.png (the folder is
+    created if needed). OUT's extension picks the format: .png, .bmp, .tif, .webp
     (lossless). Existing files are never overwritten without --force.
     """
-    from pathlib import Path
+    from gancomp.batch import decompress_files
 
-    from gancomp.io.files import check_writable_target
-    from gancomp.io.images import output_format, save_image
-    from gancomp.runtime import codec as codec_mod
-
-    files, many = _expand_inputs(inputs, {".gcz"})
-    if not files:
-        raise GancompError("no .gcz files found in the given folder(s)")
-    if many and out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    elif out:
-        output_format(out)  # an unsupported extension is a usage problem: fail first
-    failures: list[tuple[str, str]] = []
-    jobs = []
-    claimed: dict = {}
-    for f in files:
-        try:
-            target = _target(out, f, many, ".png" if many else ".decoded.png")
-            _claim_target(claimed, target, f)
-            check_writable_target(target, force)
-            data = _read_input(f)
-            jobs.append((f, target, data, codec_mod.read_header(data)))
-        except GancompError as exc:
-            failures.append((str(f), str(exc)))
-
-    def write(target, img):
-        if isinstance(img, GancompError):
-            raise img
-        save_image(target, img.rgb, alpha=img.alpha, grayscale=img.grayscale, force=force)
-
-    step = 256
-    with _io_pool() as pool, _progress(len(jobs), "decompress") as bar:
-        for start in range(0, len(jobs), step):
-            part = jobs[start : start + step]
-            try:
-                images = codec_mod.decompress_many([j[2] for j in part], models_dir)
-            except GancompError:
-                # One bad file must not sink the batch: retry the files one by one.
-                images = []
-                for j in part:
-                    try:
-                        images.append(codec_mod.decompress(j[2], models_dir))
-                    except GancompError as exc:
-                        images.append(exc)
-            writes = [pool.submit(write, j[1], img) for j, img in zip(part, images)]
-            lines = []
-            for (f, target, _, (header, _)), done in zip(part, writes):
-                bar.update(1)
-                try:
-                    done.result()
-                except GancompError as exc:
-                    failures.append((str(f), str(exc)))
-                    continue
-                row = {
-                    "input": str(f),
-                    "output": str(target),
-                    "width": header.width,
-                    "height": header.height,
-                    "category": header.category,
-                    "quality": header.quality,
-                }
-                if as_json:
-                    lines.append(json.dumps(row))
-                else:
-                    lines.append(
-                        f"{f} -> {target}: {header.width}x{header.height}, "
-                        f"{header.category} quality {header.quality}"
-                    )
-            if lines:
-                click.echo("\n".join(lines))
-    _finish(failures, len(files))
-
-
-def _read_input(path) -> bytes:
-    from gancomp.errors import InputError
-
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"cannot read '{path}': no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"cannot read '{path}': is a directory") from None
-    except OSError as exc:
-        raise InputError(f"cannot read '{path}': {exc.strerror}") from None
+    _run_batch(
+        lambda progress: decompress_files(inputs, out, force, models_dir, progress=progress),
+        _Reporter("decompress", lambda r: _decompress_line(r, as_json)),
+    )
 
 
 @main.command()
-@click.argument("file", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info(file, as_json) -> None:
-    """Show every header field of a .gcz file, its payload size and bpp."""
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@_JSON_OPTION
+def info(files, as_json) -> None:
+    """Show every header field of .gcz files, their payload size and bpp.
+
+    One block (with --json, one line) per file; a file that cannot be read is reported,
+    the others are still shown (exit status 1).
+    """
     from pathlib import Path
 
-    from gancomp.coding.container import VERSION
-    from gancomp.runtime.codec import read_header
+    from gancomp.batch import FileResult, file_info
 
-    data = _read_input(Path(file))
-    header, payload = read_header(data)
-    fields = {
-        "file": file,
-        "format_version": VERSION,
-        "category": header.category,
-        "quality": header.quality,
-        "model_fingerprint": header.fingerprint.hex(),
-        "width": header.width,
-        "height": header.height,
-        "grayscale": header.grayscale,
-        "alpha": header.alpha is not None,
-        "alpha_bytes": len(header.alpha) if header.alpha is not None else 0,
-        "reduced_from_16bit": header.reduced_16bit,
-        "file_bytes": len(data),
-        "payload_bytes": len(payload),
-        "overhead_bytes": len(data) - len(payload),
-        "bpp": 8 * len(data) / (header.width * header.height),
-    }
-    if as_json:
-        click.echo(json.dumps(fields))
-        return
-    w = max(len(k) for k in fields)
-    for k, v in fields.items():
-        click.echo(f"{k:<{w}}  {v:.4f}" if isinstance(v, float) else f"{k:<{w}}  {v}")
+    failures, shown = [], 0
+    for name in files:
+        try:
+            fields = file_info(name)
+        except GancompError as exc:
+            failures.append(FileResult(path=Path(name), error=str(exc), exception=exc))
+            continue
+        if as_json:
+            click.echo(json.dumps(fields))
+            continue
+        w = max(len(k) for k in fields)
+        block = [
+            f"{k:<{w}}  {v:.4f}" if isinstance(v, float) else f"{k:<{w}}  {v}"
+            for k, v in fields.items()
+        ]
+        click.echo("\n".join(([""] if shown else []) + block))  # blocks apart by a blank line
+        shown += 1
+    _finish(failures, len(files))
 
 
 # -- training ----------------------------------------------------------------------
@@ -625,7 +475,13 @@ def _float_list(ctx, param, value):
     type=click.Path(),
     help="Start from an exported model folder's encoder, generator and gains (fresh optimizer).",
 )
-@click.option("--checkpoint-every", type=click.IntRange(1), default=500, show_default=True)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="Steps between checkpoints (one is also written on Ctrl-C).",
+)
 @click.option("--log-dir", type=click.Path(), help="TensorBoard log folder.")
 @click.option(
     "--strategy",
@@ -634,7 +490,9 @@ def _float_list(ctx, param, value):
     show_default=True,
     help="tf.distribute strategy: mirrored = all local devices; multi-worker uses TF_CONFIG.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of weights, crops and order."
+)
 @click.option(
     "--val-limit",
     type=click.IntRange(1),
@@ -642,30 +500,7 @@ def _float_list(ctx, param, value):
     show_default=True,
     help="Validation images used for the final table.",
 )
-def train(
-    category,
-    data,
-    val_data,
-    cifar_class,
-    steps,
-    rd_steps,
-    beta,
-    lambdas,
-    batch_size,
-    patch_size,
-    lr,
-    channels,
-    latent_channels,
-    num_down,
-    output,
-    resume,
-    init_from,
-    checkpoint_every,
-    log_dir,
-    strategy,
-    seed,
-    val_limit,
-) -> None:
+def train(output, **options) -> None:
     """Train a category model from a folder of images.
 
     Rate + lambda * MSE for every quality level, then an adversarial phase with
@@ -678,32 +513,8 @@ def train(
     from gancomp.training.trainer import TrainSettings
     from gancomp.training.trainer import train as run_training
 
-    out = Path(output) if output else Path("trained") / category
-    settings = TrainSettings(
-        category=category,
-        data=data,
-        output=str(out),
-        val_data=val_data,
-        cifar_class=cifar_class,
-        steps=steps,
-        batch_size=batch_size,
-        patch_size=patch_size,
-        rd_steps=rd_steps,
-        beta=beta,
-        lambdas=lambdas,
-        lr=lr,
-        channels=channels,
-        latent_channels=latent_channels,
-        num_down=num_down,
-        seed=seed,
-        checkpoint_every=checkpoint_every,
-        log_dir=log_dir,
-        resume=resume,
-        init_from=init_from,
-        strategy=strategy,
-        val_limit=val_limit,
-        progress=sys.stderr.isatty(),
-    )
+    out = Path(output) if output else Path("trained") / options["category"]
+    settings = TrainSettings(**options, output=str(out), progress=sys.stderr.isatty())
     result = run_training(settings)
     click.echo(
         f"model written to {result['output']} (fingerprint {result['fingerprint']}, {result['steps']} steps)"

@@ -11,3 +11,9 @@ class GancompError(Exception):
 
 class InputError(GancompError):
     """Bad input: missing, unreadable or unsupported file, mismatched sizes, ..."""
+
+
+class Interrupted(GancompError):
+    """The user interrupted a run that saved its state (the CLI exits 130, no "error")."""
+
+    exit_code = 130

@@ -1,12 +1,13 @@
 """Atomic file writing: write a hidden temp file next to the target, then rename it into place.
 
 A crash or Ctrl-C therefore never leaves a half-written output file, and the temp file is removed
-on any failure.
+on any failure. A full disk raises :class:`NoSpaceError`, so that a batch can stop there.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -15,6 +16,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gancomp.errors import GancompError
+
+# The filesystem (or the user's quota) is full: every further write there would fail too.
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class NoSpaceError(GancompError):
+    """An output could not be written because its filesystem (or quota) is full."""
+
+    def __init__(self, message: str, target: Path):
+        super().__init__(message)
+        self.target = target
 
 
 def _current_umask() -> int:
@@ -29,6 +41,28 @@ _FILE_MODE = 0o666 & ~_current_umask()
 
 def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def _os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, or the cause a caller wrapped it in."""
+    seen = 0
+    while exc is not None and seen < 8:  # bounded: a chain can be a cycle
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+        seen += 1
+    return None
+
+
+def write_error(target: Path, exc: BaseException) -> GancompError:
+    """One-line error for a failed write of ``target``; NoSpaceError when the disk is full."""
+    os_error = _os_error_in(exc)
+    if os_error is not None and os_error.errno in _NO_SPACE:
+        return NoSpaceError(f"cannot write '{target}': {_describe(os_error)}", target)
+    if isinstance(exc, GancompError):
+        return exc
+    detail = _describe(os_error) if os_error is not None else str(exc)
+    return GancompError(f"cannot write '{target}': {detail}")
 
 
 def check_writable_target(path: str | os.PathLike[str], force: bool) -> Path:
@@ -46,6 +80,9 @@ def check_writable_target(path: str | os.PathLike[str], force: bool) -> Path:
     parent = target.parent
     if not parent.is_dir():
         raise GancompError(f"cannot write '{target}': directory '{parent}' does not exist")
+    # Read-only folder or filesystem: say so before any work is spent on this output.
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GancompError(f"cannot write '{target}': folder '{parent}' is not writable")
     return target
 
 
@@ -76,7 +113,8 @@ def _commit(tmp_name: str, target: Path, force: bool) -> None:
 def atomic_open(path: str | os.PathLike[str], force: bool = False) -> Iterator[BinaryIO]:
     """Open ``path`` for binary writing; it only appears (complete) when the block exits cleanly.
 
-    Raises GancompError if the file exists and ``force`` is false, or it cannot be written.
+    Raises GancompError if the file exists and ``force`` is false, or it cannot be written
+    (:class:`NoSpaceError` when the disk is full). The temp file never outlives a failure.
     """
     target = check_writable_target(path, force)
     try:
@@ -84,30 +122,32 @@ def atomic_open(path: str | os.PathLike[str], force: bool = False) -> Iterator[B
             dir=target.parent, delete=False, prefix="." + target.name + ".", suffix=".tmp"
         )
     except OSError as exc:
-        raise GancompError(f"cannot write '{target}': {_describe(exc)}") from exc
+        raise write_error(target, exc) from exc
     try:
-        with tmp:
-            yield tmp  # type: ignore[misc]
-            try:
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            except OSError as exc:
-                raise GancompError(f"cannot write '{target}': {_describe(exc)}") from exc
         try:
-            os.chmod(tmp.name, _FILE_MODE)
-            _commit(tmp.name, target, force)
-        except OSError as exc:
-            raise GancompError(f"cannot write '{target}': {_describe(exc)}") from exc
-    except BaseException:
+            yield tmp  # type: ignore[misc]
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            # Closing flushes what is still buffered, which fails again on a full disk: the
+            # first error is the one to report.
+            with contextlib.suppress(OSError):
+                tmp.close()
+            raise
+        tmp.close()
+        os.chmod(tmp.name, _FILE_MODE)
+        _commit(tmp.name, target, force)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp.name)
+        if isinstance(exc, (OSError, GancompError)):
+            error = write_error(target, exc)
+            if error is not exc:
+                raise error from exc
         raise
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
     """Write ``data`` to ``path`` atomically; refuse to overwrite an existing file unless ``force``."""
     with atomic_open(path, force=force) as fh:
-        try:
-            fh.write(data)
-        except OSError as exc:
-            raise GancompError(f"cannot write '{path}': {_describe(exc)}") from exc
+        fh.write(data)
