@@ -1,49 +1,85 @@
 """gancomp: category-specialised learned image compression.
 
-Importing the package is cheap: TensorFlow is only imported by the functions that run a model.
+Importing the package is cheap: NumPy, Pillow and the models load on first use, and
+TensorFlow only for training.
 
     >>> import gancomp
     >>> data = gancomp.compress("photo.png", category="flower", quality=4)
     >>> pixels = gancomp.decompress(data)   # numpy uint8, HxWx3 (HxW gray, HxWx4 with alpha)
+    >>> again = gancomp.compress(pixels, category="flower")  # keeps gray / alpha
+
+``import gancomp.pillow`` lets Pillow open and save ``.gcz`` files.
 """
 
-from __future__ import annotations
+# No module-level imports beyond this one: the package namespace is the public API.
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-import os
-from typing import Any
+if _TYPE_CHECKING:
+    import os
+
+    import numpy as np
+    from PIL.Image import Image as _PILImage
+
+    from gancomp.batch import compress_files, decompress_files
+    from gancomp.io.images import Image as _LoadedImage
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "compress", "decompress"]
+__all__ = ["__version__", "compress", "compress_files", "decompress", "decompress_files"]
+
+# Public names defined in another module, imported on first access (keeps `import gancomp` cheap).
+_LAZY = {"compress_files": "gancomp.batch", "decompress_files": "gancomp.batch"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gancomp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def compress(
-    image: Any,
+    image: "str | os.PathLike[str] | _PILImage | np.ndarray | _LoadedImage",
     category: str,
     quality: int = 4,
-    models_dir: str | os.PathLike | None = None,
+    models_dir: "str | os.PathLike[str] | None" = None,
 ) -> bytes:
-    """Compress ``image`` (a path, a PIL image or an HxWx3 uint8 array) to ``.gcz`` bytes."""
-    from gancomp.io.images import from_pil
-    from gancomp.runtime.codec import compress as _compress
+    """Compress ``image`` to ``.gcz`` bytes.
 
-    if hasattr(image, "mode") and hasattr(image, "getbands"):  # a PIL image
+    ``image`` is a path, a PIL image or a uint8 array shaped as :func:`decompress` returns:
+    HxW (grayscale), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA); alpha is stored
+    losslessly. ``category`` names a model, or ``"auto"`` picks one per image.
+    """
+    import os
+    from pathlib import Path
+
+    from gancomp.io.images import Image, from_array, from_pil
+    from gancomp.runtime.codec import compress as compress_image
+
+    if isinstance(image, (str, os.PathLike)):
+        image = Path(image)
+    elif hasattr(image, "mode") and hasattr(image, "getbands"):  # a PIL image
         image = from_pil(image)
-    return _compress(image, category, quality, models_dir)
+    elif not isinstance(image, Image):
+        image = from_array(image)
+    return compress_image(image, category, quality, models_dir)
 
 
-def decompress(data: bytes, models_dir: str | os.PathLike | None = None):
+def decompress(data: bytes, models_dir: "str | os.PathLike[str] | None" = None) -> "np.ndarray":
     """Decode ``.gcz`` bytes to a numpy uint8 array of the original size.
 
     HxWx3 for colour images, HxW for grayscale ones, with a fourth (or second)
-    channel when the original had alpha.
+    channel when the original had alpha: :func:`compress` takes each of these back.
     """
-    import numpy as np
+    from gancomp.io.images import to_array
+    from gancomp.runtime.codec import decompress as decompress_image
 
-    from gancomp.runtime.codec import decompress as _decompress
-
-    img = _decompress(bytes(data), models_dir)
-    if img.grayscale:
-        gray = np.rint(img.rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return gray if img.alpha is None else np.dstack([gray, img.alpha])
-    return img.rgb if img.alpha is None else np.dstack([img.rgb, img.alpha])
+    img = decompress_image(bytes(data), models_dir)
+    return to_array(img.rgb, img.alpha, img.grayscale)

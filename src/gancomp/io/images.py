@@ -284,3 +284,41 @@ def find_images(folder: str | os.PathLike[str], recursive: bool = True) -> list[
         for p in found
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     )
+
+
+def from_array(array: np.ndarray, name: str = "<array>") -> Image:
+    """Wrap a uint8 array as an :class:`Image`: the shapes :func:`to_array` returns.
+
+    HxW (or HxWx1) is grayscale, HxWx2 grayscale + alpha, HxWx3 RGB, HxWx4 RGBA.
+    """
+    arr = np.asarray(array)
+    shapes = "HxW (gray), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA)"
+    if arr.dtype != np.uint8:
+        raise InputError(f"expected a uint8 array shaped {shapes}, got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 2, 3, 4)):
+        raise InputError(f"expected a uint8 array shaped {shapes}, got shape {arr.shape}")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    channels = arr.shape[2]
+    grayscale = channels <= 2
+    rgb = np.repeat(arr[..., :1], 3, axis=2) if grayscale else arr[..., :3]
+    alpha = arr[..., -1] if channels in (2, 4) else None
+    return Image(
+        rgb=np.ascontiguousarray(rgb),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha),
+        grayscale=grayscale,
+        bit_depth_reduced=False,
+        path=name,
+        source_mode={1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels],
+    )
+
+
+def to_array(rgb: np.ndarray, alpha: np.ndarray | None, grayscale: bool) -> np.ndarray:
+    """One uint8 array for an image: HxW, HxWx2, HxWx3 or HxWx4 (see :func:`from_array`).
+
+    A grayscale image's gray is the channel mean (a lossy reconstruction may tint it slightly).
+    """
+    if grayscale:
+        gray = np.rint(rgb.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        return gray if alpha is None else np.dstack([gray, alpha])
+    return rgb if alpha is None else np.dstack([rgb, alpha])
