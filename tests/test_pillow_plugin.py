@@ -3,6 +3,7 @@
 Uses the shipped airplane model (found by default), fast on 32x32 images.
 """
 
+import shutil
 import struct
 import zlib
 
@@ -15,6 +16,7 @@ import gancomp.pillow  # noqa: F401  (registers the .gcz format)
 from gancomp.coding import container
 from gancomp.errors import GancompError
 from gancomp.runtime import codec
+from gancomp.runtime.models import find_model, read_model_folder
 
 
 @pytest.fixture
@@ -72,10 +74,17 @@ def test_save_with_options_writes_what_the_api_writes(tmp_path, airplane):
 
 
 def test_save_uses_models_dir(tmp_path, airplane):
-    empty = tmp_path / "no_models"
-    empty.mkdir()
-    with Image.open(airplane) as im, pytest.raises(GancompError, match="no model for category"):
-        im.save(tmp_path / "x.gcz", category="airplane", models_dir=empty)
+    # A copy of the shipped model with a reformatted config: same codec, another fingerprint.
+    shipped = find_model("airplane")
+    mine = tmp_path / "models" / "airplane"
+    shutil.copytree(shipped, mine)
+    (mine / "config.json").write_text((shipped / "config.json").read_text() + "\n")
+    out = tmp_path / "x.gcz"
+    with Image.open(airplane) as im:
+        im.save(out, category="airplane", models_dir=tmp_path / "models")
+    written_by = container.unpack(out.read_bytes())[0].fingerprint.hex()
+    assert written_by == read_model_folder(mine).fingerprint
+    assert written_by != read_model_folder(shipped).fingerprint
 
 
 def test_save_with_auto_category_picks_a_model(tmp_path, airplane):
