@@ -50,6 +50,10 @@ class ModelConfig:
     init_scale: float = 1.0  # initial width of the factorized densities (latents are small)
     disc_channels: int = 64
     disc_scales: int = 2
+    # "factorized" (one density per level and channel) or "hyperprior" (mean-scale).
+    entropy_model: str = "factorized"
+    hyper_channels: int = 128  # channels of z and of h_a / h_s
+    hyper_down: int = 2  # stride-2 stages of h_a: z has stride * 2**hyper_down
     lambdas: tuple[float, ...] = field(
         default_factory=lambda: tuple(float(v) for v in np.geomspace(0.002, 0.2, 8))
     )
@@ -57,6 +61,13 @@ class ModelConfig:
     @property
     def stride(self) -> int:
         return 2**self.num_down
+
+    @property
+    def total_stride(self) -> int:
+        """Stride of the deepest latent: patches must be multiples of it."""
+        if self.entropy_model == "hyperprior":
+            return 2 ** (self.num_down + self.hyper_down)
+        return self.stride
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, indent=2)
@@ -69,6 +80,8 @@ class ModelConfig:
             if k in kw:
                 kw[k] = tuple(kw[k])
         cfg = cls(**kw)
+        if cfg.entropy_model not in ("factorized", "hyperprior"):
+            raise ValueError(f"unknown entropy model {cfg.entropy_model!r}")
         if len(cfg.lambdas) != cfg.levels:
             raise ValueError(f"config has {len(cfg.lambdas)} lambdas for {cfg.levels} levels")
         return cfg
@@ -188,10 +201,10 @@ class FactorizedDensity(keras.layers.Layer):
     ``v`` of shape (B, H, W, M) using the densities of each sample's level.
     """
 
-    def __init__(self, cfg: ModelConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, channels: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.levels = cfg.levels
-        self.channels = cfg.latent_channels
+        self.channels = channels or cfg.latent_channels
         self.filters = (1, *cfg.density_filters, 1)
         self.init_scale = cfg.init_scale
         self._make_weights()
@@ -319,7 +332,18 @@ class GANModel(keras.Model):
         self.cfg = cfg
         self.encoder = Encoder(cfg, name="encoder")
         self.generator = Generator(cfg, name="generator")
-        self.density = FactorizedDensity(cfg, name="density")
+        self.hyperprior = cfg.entropy_model == "hyperprior"
+        if self.hyperprior:
+            from gancomp.training import hyperprior as hp
+
+            hc, m, down = cfg.hyper_channels, cfg.latent_channels, cfg.hyper_down
+            self.h_a = hp.HyperAnalysis(hc, down, name="h_a")
+            self.h_s_mean = hp.HyperSynthesisMean(hc, m, down, name="h_s_mean")
+            self.h_s_scale = hp.HyperSynthesisScale(hc, m, down, name="h_s_scale")
+            # The factorized density then models z, one density per level and z channel.
+            self.density = FactorizedDensity(cfg, channels=cfg.hyper_channels, name="density")
+        else:
+            self.density = FactorizedDensity(cfg, name="density")
         self.discriminator = Discriminator(cfg, name="discriminator")
         m, n = cfg.latent_channels, cfg.levels
         # Gains start spread over a factor of 8 so levels begin at distinct rates.
@@ -339,8 +363,17 @@ class GANModel(keras.Model):
         # Sub-layers build on first call; nothing shape-dependent lives here.
         self.built = True
 
+    def transform_weights(self) -> list:
+        """Trained at the transforms' learning rate: E, G, gains and h_a / h_s."""
+        vs = self.encoder.trainable_weights + self.generator.trainable_weights
+        vs += [self.log_gain, self.log_inv_gain]
+        if self.hyperprior:
+            for layer in (self.h_a, self.h_s_mean, self.h_s_scale):
+                vs += layer.trainable_weights
+        return vs
+
     def build_all(self) -> None:
-        s = self.cfg.stride
+        s = self.cfg.total_stride
         x = tf.zeros([1, s * 2, s * 2, 3])
         lv = tf.zeros([1], tf.int32)
         out = self(x, lv, training=False)
@@ -357,16 +390,38 @@ class GANModel(keras.Model):
         return self.encoder(x) * g
 
     def call(self, x, levels, training=False):
+        """Reconstruction and the likelihood of every coded element, per latent ("y", "z").
+
+        Training uses noise for the rate terms and straight-through rounding for what the
+        generator and h_s see, so they get the values they get at test time.
+        """
         y = self.scaled_latent(x, levels)
-        if training:
-            # Noise for the rate term; straight-through rounding for the generator
-            # so it sees the same values it gets at test time.
-            noisy = y + tf.random.uniform(tf.shape(y), -0.5, 0.5)
-            y_hat = y + tf.stop_gradient(tf.round(y) - y)
+        if not self.hyperprior:
+            noisy, y_hat = _quantize(y, training)
+            likelihoods = {"y": self.density.likelihood(noisy, levels)}
         else:
-            noisy = y_hat = tf.round(y)
-        lik = self.density.likelihood(noisy, levels)
+            from gancomp.training.hyperprior import gaussian_likelihood, scale_of_index
+
+            z_noisy, z_hat = _quantize(self.h_a(y), training)
+            mean, index = self.h_s_mean(z_hat), self.h_s_scale(z_hat)
+            h, w = tf.shape(y)[1], tf.shape(y)[2]
+            mean, index = mean[:, :h, :w], index[:, :h, :w]
+            residual_noisy, residual_hat = _quantize(y - mean, training)
+            y_hat = mean + residual_hat
+            likelihoods = {
+                "y": gaussian_likelihood(residual_noisy, scale_of_index(index)),
+                "z": self.density.likelihood(z_noisy, levels),
+            }
         _, ig = self.gains(levels)
         latent = y_hat * ig
         x_hat = self.generator(latent)
-        return {"x_hat": x_hat, "likelihoods": lik, "latent": latent, "y_hat": y_hat}
+        return {"x_hat": x_hat, "likelihoods": likelihoods, "latent": latent, "y_hat": y_hat}
+
+
+def _quantize(v, training):
+    """(noisy value for the rate, rounded value with a straight-through gradient)."""
+    if not training:
+        r = tf.round(v)
+        return r, r
+    noisy = v + tf.random.uniform(tf.shape(v), -0.5, 0.5)
+    return noisy, v + tf.stop_gradient(tf.round(v) - v)

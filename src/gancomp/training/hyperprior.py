@@ -1,0 +1,187 @@
+"""The mean-scale hyperprior's layers: hyper-analysis, hyper-synthesis, the integer scale path.
+
+Minnen, Balle, Toderici, "Joint Autoregressive and Hierarchical Priors for
+Learned Image Compression" (NeurIPS 2018), mean-scale variant without the
+context model: a hyper-analysis h_a maps the scaled latent y to z; z is coded
+with a factorized prior; a hyper-synthesis maps the decoded z to a mean and a
+Gaussian scale for every element of y. Here the scale branch is an integer
+network (Balle, Johnston, Minnen, ICLR 2019) that outputs the index of one of
+the fixed scales of :mod:`gancomp.coding.hyperprior_spec` directly, so encoder
+and decoder derive the same table index on any machine. Training runs the same
+integer operations with straight-through gradients.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gancomp.coding import hyperprior_spec as spec
+
+# Scales start near 2 (index 24), about where a trained latent's spread lies.
+INITIAL_INDEX = 24.0
+
+
+def _ste(x, quantized):
+    """``quantized`` forward, identity gradient."""
+    return x + tf.stop_gradient(quantized - x)
+
+
+class HyperAnalysis(keras.layers.Layer):
+    """h_a: scaled latent y (stride s) -> hyper-latent z (stride s * 2**hyper_down)."""
+
+    def __init__(self, channels: int, down: int, **kwargs):
+        super().__init__(**kwargs)
+        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", name="conv0")]
+        for i in range(down):
+            self.convs.append(
+                keras.layers.Conv2D(channels, 5, strides=2, padding="same", name=f"conv{i + 1}")
+            )
+
+    def call(self, y):
+        x = y
+        for i, conv in enumerate(self.convs):
+            x = conv(x)
+            if i < len(self.convs) - 1:
+                x = tf.nn.leaky_relu(x, 0.2)
+        return x
+
+
+class HyperSynthesisMean(keras.layers.Layer):
+    """Mean branch of h_s: decoded z -> mean of every element of y (float; pixels only)."""
+
+    def __init__(self, channels: int, latent_channels: int, down: int, **kwargs):
+        super().__init__(**kwargs)
+        self.deconvs = [
+            keras.layers.Conv2DTranspose(channels, 5, strides=2, padding="same", name=f"deconv{i}")
+            for i in range(down)
+        ]
+        self.out = keras.layers.Conv2D(latent_channels, 3, padding="same", name="out")
+
+    def call(self, z_hat):
+        x = z_hat
+        for deconv in self.deconvs:
+            x = tf.nn.leaky_relu(deconv(x), 0.2)
+        return self.out(x)
+
+
+class IntegerConv(keras.layers.Layer):
+    """A convolution whose forward pass is exact integer arithmetic.
+
+    Weights are trained in float and used as round(w * 2**WEIGHT_BITS); the sum
+    over an integer input is divided by a power of two with rounding
+    (floor(v / 2**shift + 1/2)) and clamped to [0, out_max]. ``transpose`` makes it
+    a stride-2 transposed convolution ("same" padding, as Keras).
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int,
+        input_bits: int,
+        output_bits: int,
+        out_max: int,
+        transpose: bool = False,
+        straight_through_clamp: bool = False,
+        bias_init: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.input_bits = input_bits
+        self.shift = spec.division_shift(input_bits, output_bits)
+        self.out_max = out_max
+        self.transpose = transpose
+        self.straight_through_clamp = straight_through_clamp
+        self.bias_init = bias_init
+
+    def build(self, input_shape):
+        cin = int(input_shape[-1])
+        k = self.kernel_size
+        shape = (k, k, self.filters, cin) if self.transpose else (k, k, cin, self.filters)
+        self.kernel = self.add_weight(
+            name="kernel", shape=shape, initializer=keras.initializers.GlorotUniform()
+        )
+        # Stored in real units (like the float weights), so Adam's steps suit it.
+        self.bias = self.add_weight(
+            name="bias",
+            shape=(self.filters,),
+            initializer=keras.initializers.Constant(self.bias_init),
+        )
+
+    def integer_weights(self):
+        """(kernel, bias) as the integers the decoder uses (float32 tensors)."""
+        w = tf.clip_by_value(
+            self.kernel * 2.0**spec.WEIGHT_BITS, -spec.WEIGHT_LIMIT, spec.WEIGHT_LIMIT
+        )
+        b = tf.clip_by_value(
+            self.bias * 2.0 ** (spec.WEIGHT_BITS + self.input_bits),
+            -spec.BIAS_LIMIT,
+            spec.BIAS_LIMIT,
+        )
+        return _ste(w, tf.round(w)), _ste(b, tf.round(b))
+
+    def call(self, a):
+        w, b = self.integer_weights()
+        if self.transpose:
+            n, h, wd = tf.shape(a)[0], tf.shape(a)[1], tf.shape(a)[2]
+            v = tf.nn.conv2d_transpose(
+                a, w, tf.stack([n, 2 * h, 2 * wd, self.filters]), 2, padding="SAME"
+            )
+        else:
+            v = tf.nn.conv2d(a, w, 1, padding="SAME")
+        v = v + b
+        u = v / 2.0**self.shift
+        q = _ste(u, tf.floor(u + 0.5))
+        if self.straight_through_clamp:
+            return _ste(q, tf.clip_by_value(q, 0.0, float(self.out_max)))
+        return tf.clip_by_value(q, 0.0, float(self.out_max))
+
+
+class HyperSynthesisScale(keras.layers.Layer):
+    """Scale branch of h_s, an integer network: decoded z -> scale index of every element."""
+
+    def __init__(self, channels: int, latent_channels: int, down: int, **kwargs):
+        super().__init__(**kwargs)
+        a_bits, a_max = spec.ACTIVATION_BITS, spec.ACTIVATION_MAX
+        self.layers_ = []
+        in_bits = 0  # z enters as plain integers
+        for i in range(down):
+            self.layers_.append(
+                IntegerConv(channels, 5, in_bits, a_bits, a_max, transpose=True, name=f"ideconv{i}")
+            )
+            in_bits = a_bits
+        self.layers_.append(
+            IntegerConv(
+                latent_channels,
+                3,
+                in_bits,
+                0,
+                spec.SCALE_COUNT - 1,
+                straight_through_clamp=True,
+                bias_init=INITIAL_INDEX,
+                name="iout",
+            )
+        )
+
+    def call(self, z_hat):
+        x = tf.clip_by_value(z_hat, -float(spec.Z_LIMIT), float(spec.Z_LIMIT))
+        for layer in self.layers_:
+            x = layer(x)
+        return x  # integer-valued scale index (straight-through gradient)
+
+
+def gaussian_likelihood(v, scale):
+    """P(v - 1/2 < Y < v + 1/2) for Y ~ N(0, scale), evaluated in the accurate tail."""
+    v = tf.abs(v)
+    inv = 1.0 / (scale * np.sqrt(2.0))
+    upper = 0.5 * tf.math.erfc((v - 0.5) * inv)
+    lower = 0.5 * tf.math.erfc((v + 0.5) * inv)
+    return tf.maximum(upper - lower, 1e-9)
+
+
+def scale_of_index(index):
+    """Scale of a (straight-through, integer-valued) index: exp is exact at integers."""
+    return spec.SCALE_MIN * tf.exp(index * spec.log_scale_step())
