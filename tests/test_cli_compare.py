@@ -190,3 +190,34 @@ def test_compare_does_not_import_tensorflow():
     proc = _python("-c", code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_interrupted_run_is_not_an_error(monkeypatch):
+    """A run that saved its state and stopped on Ctrl-C (errors.Interrupted): exit 130, and
+    the message does not call it an error."""
+    from gancomp.errors import Interrupted
+
+    def interrupted(a, b):
+        raise Interrupted("interrupted at step 120; checkpoint saved, --resume continues")
+
+    monkeypatch.setattr(metrics, "compare", interrupted)
+    result = run("compare", A0, A1)
+    assert result.exit_code == 130
+    assert result.stderr == (
+        "gancomp: interrupted at step 120; checkpoint saved, --resume continues\n"
+    )
+
+
+def test_closed_pipe_is_a_quiet_exit():
+    """`gancomp compare A B | head -3`: no "internal error: BrokenPipeError", no "Exception
+    ignored" at interpreter exit; the status of a tool ended by SIGPIPE."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gancomp", "compare", A0, A1],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    proc.stdout.close()  # the reader is gone before the first write
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert stderr == ""

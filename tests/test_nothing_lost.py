@@ -269,3 +269,72 @@ def test_two_inputs_with_one_output_name(tmp_path, models_dir, data_dir):
     assert "is also the output of" in r.stderr and r.stderr.count("gancomp: error:") == 1
     first = sorted(src.iterdir())[0]
     assert str(first) in r.stderr  # the message names the input that kept the name
+
+
+# The temp files of outputs after the first FULL_AFTER sit on a full disk: their descriptor
+# is replaced by /dev/full, so writes fail with ENOSPC in the kernel, through Python's own
+# buffering (the failing flush repeats when the file is closed).
+DISK_FULL = """
+import os, tempfile
+
+_real = tempfile.NamedTemporaryFile
+_created = []
+
+
+def _named_temporary_file(*args, **kwargs):
+    tmp = _real(*args, **kwargs)
+    _created.append(tmp.name)
+    if len(_created) > int(os.environ["FULL_AFTER"]):
+        full = os.open("/dev/full", os.O_WRONLY)
+        os.dup2(full, tmp.fileno())
+        os.close(full)
+    return tmp
+
+
+tempfile.NamedTemporaryFile = _named_temporary_file
+"""
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_full_disk_is_one_clear_line(tmp_path, models_dir):
+    """A full disk used to end with "internal error: OSError: [Errno 28]"; now one line names
+    the file and how many were written, exit 1, no temporary or partial file left."""
+    site, folder = tmp_path / "site", tmp_path / "in"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(DISK_FULL)
+    srcs = _inputs(folder)
+    names = ["b0.png", "b1.png", "b2.png"]
+    for src, name in zip(srcs, names):
+        shutil.copy(src, folder / name)
+    pythonpath = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    env = {"PYTHONPATH": pythonpath, "FULL_AFTER": "2"}
+    out = tmp_path / "out"
+    r = run_cli(
+        "compress", folder, "-c", "airplane", "-o", out, "--models-dir", models_dir, env=env
+    )
+    assert r.returncode == 1
+    [line] = r.stderr.splitlines()
+    assert line.startswith(f"gancomp: error: cannot write '{out}{os.sep}")
+    assert line.endswith("No space left on device (stopped after writing 2 of 6 files)")
+    written = sorted(p.name for p in out.iterdir())
+    assert len(written) == 2 and _hidden(out) == []
+    assert len(r.stdout.splitlines()) == 2  # the files written are reported
+    for name in written:
+        container.unpack((out / name).read_bytes())  # complete
+
+    decoded = tmp_path / "decoded"
+    env["FULL_AFTER"] = "1"
+    r = run_cli("decompress", out, "-o", decoded, "--models-dir", models_dir, env=env)
+    assert r.returncode == 1
+    [line] = r.stderr.splitlines()
+    assert line.endswith("No space left on device (stopped after writing 1 of 2 files)")
+    assert len(list(decoded.iterdir())) == 1 and _hidden(decoded) == []
+
+    env["FULL_AFTER"] = "0"
+    one = tmp_path / "one.gcz"
+    r = run_cli(
+        "compress", srcs[0], "-c", "airplane", "-o", one, "--models-dir", models_dir, env=env
+    )
+    assert r.returncode == 1
+    assert r.stderr == f"gancomp: error: cannot write '{one}': No space left on device\n"
+    assert not one.exists() and _hidden(tmp_path) == []
