@@ -70,22 +70,6 @@ def spread(n_total: int, n: int) -> list[int]:
     return [int(i * n_total / n) for i in range(n)]
 
 
-def code(
-    codec: Any, images: Sequence[np.ndarray], level: int
-) -> tuple[list[bytes], list[np.ndarray]]:
-    """Compress with a gancomp Codec and decode again: (.gcz files, decoded RGB)."""
-    from gancomp.coding.container import unpack
-
-    blobs = codec.compress_arrays(list(images), level)
-    return blobs, [d.rgb for d in codec.decode_payloads([unpack(b) for b in blobs])]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from gancomp.evaluation import metrics
-
-    return metrics.psnr(a, b)
-
-
 def fmt_db(v: float) -> str:
     return "inf" if math.isinf(v) else f"{v:.2f}"
 

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -66,8 +65,8 @@ def size_arg(text: str) -> tuple[int, int]:
 
 def tiling_check(models: Path, category: str, quality: int, size: tuple[int, int]) -> list:
     """PSNR of one-pass and forced-tiled compression of the same image."""
-    from gancomp.coding import container
     from gancomp.evaluation.metrics import psnr
+    from gancomp.evaluation.roundtrip import round_trip
     from gancomp.runtime import codec, tiling
 
     w, h = size
@@ -79,11 +78,11 @@ def tiling_check(models: Path, category: str, quality: int, size: tuple[int, int
     try:
         for label, threshold in (("one pass", 1 << 62), ("tiled", 0)):
             tiling.TILE_THRESHOLD = threshold
-            t0 = time.perf_counter()
-            data = c.compress_arrays([img], quality)[0]
-            out = c.decode_payloads([container.unpack(data)])[0].rgb
+            rt = round_trip(c, [img], quality)
+            out = rt.decoded[0]
             assert out.shape == img.shape, (out.shape, img.shape)
-            rows.append((label, len(data), psnr(img, out), time.perf_counter() - t0))
+            seconds = rt.encode_seconds + rt.decode_seconds
+            rows.append((label, rt.sizes[0], psnr(img, out), seconds))
     finally:
         tiling.TILE_THRESHOLD = saved
     return rows

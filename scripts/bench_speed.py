@@ -45,8 +45,8 @@ from _bench_common import (
     prepare_models,
     run_timed,
 )
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+from gancomp.evaluation.metrics import psnr
+from gancomp.io.images import IMAGE_SUFFIXES
 
 
 def cifar_images(folder: Path, count: int, data: Path | None) -> list[Path]:
@@ -79,12 +79,6 @@ def photo_768x512(out: Path, photo: Path | None) -> Path:
     left, top = (src.width - 768) // 2, (src.height - 512) // 2
     src.crop((left, top, left + 768, top + 512)).save(out)
     return out
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from gancomp.evaluation.metrics import psnr as _psnr
-
-    return _psnr(a, b)
 
 
 def timed_method(cls: type, name: str) -> Callable[[], float]:
@@ -125,27 +119,26 @@ def log(message: str) -> None:
 def gancomp_in_process(
     models: Path, category: str, images: Sequence[np.ndarray], quality: int
 ) -> Timing:
-    """gancomp's batched API on the images, after a warm-up call."""
-    from gancomp.coding import container
+    """gancomp's batched API on the images (compress, then decode), after a warm-up call."""
     from gancomp.coding.entropy import LatentCoder
+    from gancomp.evaluation.roundtrip import round_trip
     from gancomp.runtime import codec as codec_mod
 
     c = codec_mod.Codec.load(category, models)
-    warm = c.compress_arrays(list(images[:1]), quality)  # builds and traces the network
-    c.decode_payloads([container.unpack(warm[0])])
-    stop = timed_method(LatentCoder, "encode")
-    t0 = time.perf_counter()
-    blobs = c.compress_arrays(list(images), quality)
-    enc = time.perf_counter() - t0
-    enc_coding = stop()
-    parsed = [container.unpack(b) for b in blobs]
-    stop = timed_method(LatentCoder, "decode")
-    t0 = time.perf_counter()
-    decoded = c.decode_payloads(parsed)
-    dec = time.perf_counter() - t0
-    dec_coding = stop()
-    quality_db = float(np.mean([psnr(a, d.rgb) for a, d in zip(images, decoded)]))
-    return Timing(enc, dec, sum(map(len, blobs)), quality_db, enc_coding, dec_coding)
+    round_trip(c, images[:1], quality)  # builds the network
+    stop_encode = timed_method(LatentCoder, "encode")
+    stop_decode = timed_method(LatentCoder, "decode")
+    rt = round_trip(c, images, quality)
+    enc_coding, dec_coding = stop_encode(), stop_decode()
+    quality_db = float(np.mean([psnr(a, d) for a, d in zip(images, rt.decoded)]))
+    return Timing(
+        rt.encode_seconds,
+        rt.decode_seconds,
+        sum(rt.sizes),
+        quality_db,
+        enc_coding,
+        dec_coding,
+    )
 
 
 def pillow_codec(fmt: str, images: Sequence[np.ndarray], **options) -> Timing:

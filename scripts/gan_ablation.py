@@ -26,34 +26,33 @@ import numpy as np
 from _results_common import (
     DATA_SETS,
     add_common_options,
-    code,
     display_tile,
     fmt_db,
     load_images,
     markdown_table,
     models_dir,
-    psnr,
     render_grid,
     save_png,
     spread,
     write_json,
 )
+from gancomp.evaluation.metrics import psnr
 
 
 def evaluate(
     path: Path, images: list[np.ndarray], keep: list[int], grid_levels: list[int]
 ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, list[tuple[np.ndarray, int]]]]:
     """Model info, per-level summary rows, and (decoded, bytes) of the ``keep`` images."""
-    from gancomp.evaluation.roundtrip import summarise
+    from gancomp.evaluation.roundtrip import round_trip, summarise
     from gancomp.runtime.codec import Codec
 
     codec = Codec.from_path(path)
     rows, kept = [], {}
     for q in range(1, codec.levels + 1):
-        blobs, decoded = code(codec, images, q)
-        rows.append(summarise(q, images, decoded, [len(b) for b in blobs]))
+        coded = round_trip(codec, images, q)
+        rows.append(summarise(q, images, coded.decoded, coded.sizes))
         if q in grid_levels:
-            kept[q] = [(decoded[i], len(blobs[i])) for i in keep]
+            kept[q] = [(coded.decoded[i], coded.sizes[i]) for i in keep]
     info = {"path": str(path), "fingerprint": codec.folder.fingerprint, "category": codec.category}
     return info, rows, kept
 

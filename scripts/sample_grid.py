@@ -28,19 +28,18 @@ from PIL import Image
 from _results_common import (
     CATEGORIES,
     add_common_options,
-    code,
     data_folder,
     display_tile,
     fmt_db,
     load_images,
     markdown_table,
     models_dir,
-    psnr,
     render_grid,
     save_png,
     spread,
     write_json,
 )
+from gancomp.evaluation.metrics import psnr
 
 DEFAULT_LEVEL = {"airplane": 2, "automobile": 2, "flower": 3}
 
@@ -93,6 +92,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from gancomp.evaluation.bench import CODECS
+    from gancomp.evaluation.roundtrip import round_trip
     from gancomp.runtime.codec import load_codec
 
     cat = args.category
@@ -104,7 +104,8 @@ def main() -> None:
     files, images = load_images(data, args.limit)
     pick = spread(len(images), args.images)
     sel = [images[i] for i in pick]
-    blobs, decoded = code(codec, sel, level)
+    coded = round_trip(codec, sel, level)
+    blobs, decoded = coded.blobs, coded.decoded
 
     others = {
         "WebP": pillow_encode("WEBP", {"method": 6}),

@@ -8,6 +8,7 @@ import pytest
 
 from gancomp.coding import container
 from gancomp.evaluation.metrics import psnr
+from gancomp.evaluation.roundtrip import round_trip
 from gancomp.runtime import codec, tiling
 from gancomp.runtime.tiling import _tiles
 
@@ -22,19 +23,16 @@ def _photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.clip(base + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
-def _round_trip(c: codec.Codec, img: np.ndarray) -> tuple[bytes, np.ndarray]:
-    data = c.compress_arrays([img], 4)[0]
-    return data, c.decode_payloads([container.unpack(data)])[0].rgb
-
-
 @pytest.mark.parametrize("category", ["airplane", "flower"])  # strides 8 and 16
 def test_tiled_matches_untiled(models_dir, monkeypatch, category):
     c = codec.load_codec(category, models_dir)
     img = _photo_like(150, 230)  # neither side a multiple of the tile or the stride
-    plain_data, plain = _round_trip(c, img)
+    plain_run = round_trip(c, [img], 4)
     monkeypatch.setattr(tiling, "TILE_THRESHOLD", 0)  # every image is tiled
     monkeypatch.setattr(tiling, "TILE", 64)  # 3 x 4 tiles; 4 or 8 latent pixels when decoding
-    tiled_data, tiled = _round_trip(c, img)
+    tiled_run = round_trip(c, [img], 4)
+    (plain_data,), (plain,) = plain_run.blobs, plain_run.decoded
+    (tiled_data,), (tiled,) = tiled_run.blobs, tiled_run.decoded
     assert plain.shape == tiled.shape == img.shape
     assert container.unpack(tiled_data)[0].width == 230
     assert abs(psnr(img, tiled) - psnr(img, plain)) < 0.1

@@ -1,6 +1,8 @@
 """Lazy, quiet TensorFlow import (training and the tests that compare against Keras).
 
-Compress and decompress never import TensorFlow (see :mod:`gancomp.runtime.transforms`).
+Compress and decompress never import TensorFlow (see :mod:`gancomp.runtime.transforms`),
+and it is not a runtime dependency: without the ``train`` extra, :func:`tf` raises a
+:class:`GancompError` saying how to install it, which the CLI prints as one line.
 Environment knobs are set before the import: TF reads them once. oneDNN is
 switched off because its kernels change float results with the thread count,
 which would make training runs harder to reproduce.
@@ -12,6 +14,9 @@ import contextlib
 import os
 import sys
 
+from gancomp.errors import GancompError
+
+INSTALL_HINT = "pip install 'gancomp[train]'"
 _TF = None
 
 
@@ -41,10 +46,16 @@ def tf():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-        with _quiet_stderr():
-            import tensorflow
+        try:
+            with _quiet_stderr():
+                import tensorflow
 
-            tensorflow.get_logger().setLevel("ERROR")
-            import keras  # noqa: F401  (pays Keras' import cost inside the quiet block)
+                tensorflow.get_logger().setLevel("ERROR")
+                import keras  # noqa: F401  (pays Keras' import cost inside the quiet block)
+        except ImportError as exc:
+            reason = f"no module named {exc.name!r}" if exc.name else str(exc)
+            raise GancompError(
+                f"training needs TensorFlow and Keras ({reason}); install them with: {INSTALL_HINT}"
+            ) from exc
         _TF = tensorflow
     return _TF

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import warnings
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +80,8 @@ def load_folder(
 ) -> ImageSet:
     """Decode every image under ``folder`` (recursively) or a CIFAR-10 batches folder.
 
-    Unreadable files are skipped with a warning and listed in ``skipped``. An
-    empty or missing folder raises :class:`InputError`.
+    Unreadable files are skipped, each with one warning line on stderr, and listed in
+    ``skipped``. An empty or missing folder raises :class:`InputError`.
     """
     path = Path(folder)
     if not path.exists():
@@ -110,7 +110,8 @@ def load_folder(
         skipped = [(str(p), err) for p, (a, err) in zip(files, decoded) if a is None]
         result = ImageSet(images, f"{len(files)} image files under {path}", skipped)
     for name, err in result.skipped:
-        warnings.warn(f"skipped unreadable {name}: {err}", stacklevel=2)
+        # A plain line: the warnings module would add its own source line to each.
+        print(f"gancomp: warning: skipping {name}: {err}", file=sys.stderr, flush=True)
     if not result.images:
         raise InputError(f"no readable images in {str(path)!r} ({len(result.skipped)} skipped)")
     return result
@@ -130,8 +131,9 @@ def make_dataset(images: ImageSet, patch: int, batch: int, seed: int, shuffle_bu
     crops and horizontal flips augment; shuffling and prefetch keep the two
     cores on the model rather than on input.
     """
-    import tensorflow as tf
+    from gancomp.training._tf import tf as _import_tf
 
+    tf = _import_tf()
     arrays = [pad_to_patch(a, patch) for a in images.images]
     if len({a.shape for a in arrays}) == 1:
         ds = tf.data.Dataset.from_tensor_slices(np.stack(arrays))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gancomp.errors import GancompError, InputError
+from gancomp.errors import GancompError, InputError, Interrupted
 from gancomp.training._tf import tf as _import_tf
 
 DEFAULT_BETA = 0.01
@@ -87,6 +87,8 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class Trainer:
     def __init__(self, s: TrainSettings):
         self.s = s
+        # First: without the train extra this is the one-line "pip install" error, before
+        # anything else can fail on a missing TensorFlow or Keras.
         tf = _import_tf()
         from gancomp.runtime.models import check_category_name
         from gancomp.training import data as data_mod
@@ -410,7 +412,7 @@ class Trainer:
         self.save_checkpoint()
         elapsed = time.time() - t0
         if interrupted:
-            raise GancompError(
+            raise Interrupted(
                 f"interrupted at step {self.step}; checkpoint saved in {self.ckpt_dir} "
                 "(continue with --resume)"
             )
