@@ -460,6 +460,11 @@ def _run(
                     done(failed[i])
                     continue
                 outcome = writes[i].result()
+                # A full disk stops the run; an unwritable folder does not. A full filesystem
+                # fails every further write to it, or lets a few small files through at
+                # random. Outputs go next to their inputs, so one run may write to many
+                # folders, and one folder's permissions say nothing about the others: its files
+                # fail one by one, before any coding (check_writable_target).
                 if isinstance(outcome, NoSpaceError):
                     raise _stop(outcome, chunk, i, failed, writes, results, total, done)
                 done(
