@@ -32,7 +32,11 @@ def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
 
 
 def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int = 1) -> np.ndarray:
-    """NHWC cross-correlation with "same" padding; kernel (k, k, Cin, Cout)."""
+    """NHWC cross-correlation with "same" padding; kernel (k, k, Cin, Cout).
+
+    Computes in the dtype of ``x`` (float32 for the transforms, float64 holding
+    integers for the exact index path).
+    """
     n, h, w, cin = x.shape
     k, _, _, cout = kernel.shape
     (pt, pb), (pl, pr) = _same_pad(h, k, stride), _same_pad(w, k, stride)
@@ -50,7 +54,7 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int = 1)
         out = cols.reshape(-1, k * k * cin) @ kernel.reshape(k * k * cin, cout)
     else:
         # Wide layers: accumulate tap by tap, which needs no k*k-times copy of the input.
-        out = np.zeros((n * ho * wo, cout), np.float32)
+        out = np.zeros((n * ho * wo, cout), x.dtype)
         for ty in range(k):
             for tx in range(k):
                 out += tap(ty, tx).reshape(-1, cin) @ kernel[ty, tx]
@@ -78,7 +82,7 @@ def conv2d_transpose(
         # channel-first so the strided adds run over whole rows.
         z = flat @ kernel.transpose(3, 0, 1, 2).reshape(cin, k * k * cout)
         z = np.ascontiguousarray(z.reshape(n, h, w, k, k, cout).transpose(3, 4, 0, 5, 1, 2))
-        full = np.zeros((n, cout, (h - 1) * stride + k, (w - 1) * stride + k), np.float32)
+        full = np.zeros((n, cout, (h - 1) * stride + k, (w - 1) * stride + k), x.dtype)
         for ty in range(k):
             for tx in range(k):
                 full[:, :, ty : ty + stride * h : stride, tx : tx + stride * w : stride] += z[
@@ -86,7 +90,7 @@ def conv2d_transpose(
                 ]
         full = full.transpose(0, 2, 3, 1)
     else:
-        full = np.zeros((n, (h - 1) * stride + k, (w - 1) * stride + k, cout), np.float32)
+        full = np.zeros((n, (h - 1) * stride + k, (w - 1) * stride + k, cout), x.dtype)
         for ty in range(k):
             for tx in range(k):
                 contrib = (flat @ kernel[ty, tx].T).reshape(n, h, w, cout)

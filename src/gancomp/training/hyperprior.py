@@ -185,3 +185,22 @@ def gaussian_likelihood(v, scale):
 def scale_of_index(index):
     """Scale of a (straight-through, integer-valued) index: exp is exact at integers."""
     return spec.SCALE_MIN * tf.exp(index * spec.log_scale_step())
+
+
+def integer_layer_arrays(layer: IntegerConv, prefix: str) -> dict[str, np.ndarray]:
+    """What a model folder stores of one integer layer: the integers the decoder computes with."""
+    w, b = layer.integer_weights()
+    return {
+        f"{prefix}/kernel_int": np.asarray(w.numpy(), np.int32),
+        f"{prefix}/bias_int": np.asarray(b.numpy(), np.int64),
+        f"{prefix}/shift": np.array(layer.shift, np.int32),
+        f"{prefix}/out_max": np.array(layer.out_max, np.int32),
+        f"{prefix}/transpose": np.array(int(layer.transpose), np.int32),
+    }
+
+
+def scale_network_arrays(net: HyperSynthesisScale, prefix: str) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for layer in net.layers_:
+        out.update(integer_layer_arrays(layer, f"{prefix}/{layer.name}"))
+    return out
