@@ -60,7 +60,7 @@ def test_bytes_and_pixels_independent_of_batch_and_threads(tmp_path, models_dir)
     assert r.returncode == 0, r.stderr
     pixels = np.asarray(Image.open(tmp_path / "alone.png"))
     assert pixels.shape == (32, 32, 3)
-    assert np.array_equal(np.asarray(Image.open(decoded / "m_target.png")), pixels)
+    assert np.array_equal(np.asarray(Image.open(decoded / "m_target.decoded.png")), pixels)
     in_process = codec.decompress(alone.read_bytes(), models_dir).rgb
     assert np.array_equal(in_process, pixels)
 

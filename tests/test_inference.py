@@ -1,4 +1,8 @@
-"""The NumPy runtime (gancomp.runtime.transforms) against the Keras definition it ports."""
+"""The NumPy runtime (gancomp.runtime.transforms) against the Keras definition it ports.
+
+The comparisons with TensorFlow and Keras are marked ``train``: the runtime-only CI step,
+which has no TensorFlow, skips them.
+"""
 
 import numpy as np
 import pytest
@@ -12,6 +16,7 @@ def _tf():
     return tf()
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("k,stride,h,w", [(5, 2, 16, 24), (5, 2, 7, 9), (3, 1, 5, 8), (5, 1, 6, 6)])
 @pytest.mark.parametrize("cin", [3, 20])
 def test_conv2d_matches_tensorflow(k, stride, h, w, cin):
@@ -26,6 +31,7 @@ def test_conv2d_matches_tensorflow(k, stride, h, w, cin):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("cout", [3, 11])
 @pytest.mark.parametrize("h,w", [(4, 6), (1, 1), (5, 3)])
 def test_conv2d_transpose_matches_keras(cout, h, w):
@@ -45,6 +51,7 @@ def test_conv2d_transpose_matches_keras(cout, h, w):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("num_down", [2, 3])
 def test_transforms_match_keras_model(num_down):
     """E and G of a GANModel with scrambled weights give the same outputs in NumPy."""

@@ -27,10 +27,11 @@ def _noisy(rgb: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def tf():
-    import os
+    """TensorFlow, the reference for MS-SSIM (tests using this fixture are marked ``train`` by
+    conftest.py: the runtime-only CI step has no TensorFlow, the full step must have it)."""
+    from gancomp.training._tf import tf as import_tf
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return pytest.importorskip("tensorflow")
+    return import_tf()
 
 
 def _tf_msssim(tf, a, b, power_factors=metrics.MSSSIM_WEIGHTS, filter_size=11) -> float:
@@ -194,6 +195,7 @@ def test_compare_keys():
     assert result["psnr"] == pytest.approx(metrics.psnr(a, _noisy(a, 5.0)))
 
 
+@pytest.mark.train  # scikit-image comes with the test extra only
 @pytest.mark.parametrize("name", ["airplane_0.png", "flower_0.jpg"])
 def test_mse_psnr_match_scikit_image(name):
     from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
