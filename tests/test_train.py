@@ -308,11 +308,11 @@ def test_ctrl_c_through_the_cli(tmp_path, data_dir):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "error" not in stderr  # a request, not a failure
     step = int(np.load(ckpt)["step"])
     last = stderr.strip().splitlines()[-1]
     assert re.fullmatch(
-        rf"gancomp: (error: )?interrupted at step {step}; checkpoint saved in "
+        rf"gancomp: interrupted at step {step}; checkpoint saved in "
         rf"{re.escape(str(ckpt.parent))} \(continue with --resume\)",
         last,
     ), stderr
