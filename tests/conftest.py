@@ -88,7 +88,7 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """A copy of the tiny committed models (airplane and ship: stride 8; flower: stride 16),
+    """A copy of the tiny committed models (airplane and ship: stride 8; flower: stride 16; hp-airplane and hp-flower: the same with a hyperprior),
     so that no test can change the committed files."""
     root = tmp_path_factory.mktemp("models")
     for model in sorted(TINY_MODELS.iterdir()):

@@ -83,7 +83,8 @@ def _count(test: str, n: int) -> None:
 
 @pytest.fixture(scope="module")
 def gcz_files(models_dir, tmp_path_factory) -> dict[str, bytes]:
-    """Three real files: 32x32 airplane, RGBA (alpha plane in the header), named 'ship'."""
+    """Real files: 32x32 airplane, RGBA (alpha plane in the header), named 'ship', and two
+    format-2 files of hyperprior models (z and y streams): 32x32 and a photo crop."""
     tmp = tmp_path_factory.mktemp("fuzz")
     rng = np.random.default_rng(7)
     rgb = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
@@ -93,7 +94,12 @@ def gcz_files(models_dir, tmp_path_factory) -> dict[str, bytes]:
         "airplane": codec.compress(DATA / "airplane_0.png", "airplane", 4, models_dir),
         "rgba": codec.compress(tmp / "rgba.png", "flower", 6, models_dir),
         "ship": codec.compress(DATA / "airplane_2.png", "ship", 2, models_dir),
+        "hp-airplane": codec.compress(DATA / "airplane_1.png", "hp-airplane", 3, models_dir),
+        "hp-flower": codec.compress(
+            np.asarray(Image.open(DATA / "flower_1.jpg"))[:40, :72], "hp-flower", 5, models_dir
+        ),
     }
+    assert container.unpack(files["hp-flower"])[0].entropy_model == "hyperprior"
     assert container.unpack(files["rgba"])[0].alpha is not None
     assert container.unpack(files["ship"])[0].category == "ship"
     for data in files.values():  # warm up (not timed): the first call per model traces the graph
@@ -156,15 +162,27 @@ def _decode_latents(coder, payload: bytes, level: int, shape: tuple[int, int]) -
     assert np.abs(out).max() <= LATENT_LIMIT
 
 
+def _decode_symbols(c, header, payload: bytes) -> None:
+    """Every stream (y; z and y for a hyperprior) decodes to the right shapes or InputError."""
+    with _time_bound():
+        try:
+            streams = c.decode_symbols([(header, payload)])[0]
+        except InputError:
+            return
+    h, w = -(-header.height // c.stride), -(-header.width // c.stride)
+    assert streams["y"].shape[:2] == (h, w) and streams["y"].dtype == np.int32
+    for sym in streams.values():
+        assert np.abs(sym).max() <= LATENT_LIMIT
+
+
 def test_entropy_decoder_bit_flips(gcz_files, models_dir):
     for data in gcz_files.values():
         header, payload = container.unpack(data)
         c = codec.load_codec(header.category, models_dir)
-        shape = (-(-header.height // c.stride), -(-header.width // c.stride))
         buf = bytearray(payload)
         for bit in range(8 * len(buf)):
             buf[bit // 8] ^= 1 << (bit % 8)
-            _decode_latents(c.coder, bytes(buf), header.quality - 1, shape)
+            _decode_symbols(c, header, bytes(buf))
             buf[bit // 8] ^= 1 << (bit % 8)
         _count("entropy bit flip", 8 * len(buf))
 
@@ -250,7 +268,7 @@ def crafted(models_dir, gcz_files) -> dict[str, tuple[bytes, str]]:
         "magic only": (b"GZ", "truncated"),
         "wrong magic": (b"PK" + valid[2:], "bad magic"),
         "png": ((DATA / "airplane_0.png").read_bytes(), "bad magic"),
-        "future version": (valid[:2] + bytes([0x21]) + valid[3:], "version 2"),
+        "future version": (valid[:2] + bytes([0x31]) + valid[3:], "version 3"),
         "version 15": (valid[:2] + bytes([0xF0]) + valid[3:], "version 15"),
         "version 0": (valid[:2] + bytes([0x00]) + valid[3:], "version 0"),
         "1e6 x 1e6": (

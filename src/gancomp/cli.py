@@ -476,6 +476,13 @@ def _float_list(ctx, param, value):
     help="Start from an exported model folder's encoder, generator and gains (fresh optimizer).",
 )
 @click.option(
+    "--entropy-model",
+    type=click.Choice(["factorized", "hyperprior"]),
+    help="Prior of the latents: factorized (one density per level and channel) or hyperprior "
+    "(mean-scale, Minnen et al. 2018). Default: the --init-from model's, else factorized. "
+    "With --init-from a factorized model, hyperprior keeps its encoder and generator.",
+)
+@click.option(
     "--checkpoint-every",
     type=click.IntRange(1),
     default=500,
@@ -556,7 +563,7 @@ def _codecs_arg(ctx, param, value):
     "--data",
     required=True,
     type=click.Path(),
-    help="Folder of images (PNG, JPEG, WebP, BMP, TIFF; not searched recursively).",
+    help="Folder of images (PNG, JPEG, WebP, BMP, TIFF, GIF), searched recursively.",
 )
 @click.option(
     "--codecs",

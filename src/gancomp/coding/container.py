@@ -27,7 +27,11 @@ from dataclasses import dataclass
 from gancomp.errors import InputError
 
 MAGIC = b"GZ"
-VERSION = 1
+VERSION = 2  # newest version this module reads and writes
+#: Version 1 has no entropy-model flag: its payload is always factorized. Files of
+#: factorized models are still written as version 1 (byte-identical to gancomp 0.1).
+VERSIONS = (1, 2)
+ENTROPY_MODELS = ("factorized", "hyperprior")
 NAMED_CATEGORY = 31
 # Built-in ids are part of the format: never renumber them.
 CATEGORY_IDS = {"airplane": 0, "automobile": 1, "flower": 2}
@@ -37,6 +41,7 @@ MAX_PIXELS = 100_000_000
 MAX_QUALITY = 8
 
 FLAG_GRAY, FLAG_ALPHA, FLAG_16BIT = 1, 2, 4
+FLAG_HYPERPRIOR = 8  # version 2 only (reserved, 0, in version 1)
 
 
 @dataclass
@@ -49,6 +54,11 @@ class Header:
     grayscale: bool = False
     reduced_16bit: bool = False
     alpha: bytes | None = None  # zlib-compressed HxW uint8 plane
+    entropy_model: str = "factorized"
+
+    @property
+    def version(self) -> int:
+        return 2 if self.entropy_model == "hyperprior" else 1
 
 
 def _varint(n: int) -> bytes:
@@ -81,14 +91,17 @@ def _read_varint(data: bytes, pos: int, what: str, limit: int) -> tuple[int, int
 def pack(header: Header, payload: bytes) -> bytes:
     if not 1 <= header.quality <= MAX_QUALITY:
         raise ValueError("quality out of range")
+    if header.entropy_model not in ENTROPY_MODELS:
+        raise ValueError(f"unknown entropy model {header.entropy_model!r}")
     flags = (
         (FLAG_GRAY if header.grayscale else 0)
         | (FLAG_ALPHA if header.alpha is not None else 0)
         | (FLAG_16BIT if header.reduced_16bit else 0)
+        | (FLAG_HYPERPRIOR if header.entropy_model == "hyperprior" else 0)
     )
     cid = CATEGORY_IDS.get(header.category, NAMED_CATEGORY)
     out = bytearray(MAGIC)
-    out.append((VERSION << 4) | flags)
+    out.append((header.version << 4) | flags)
     out.append(cid | ((header.quality - 1) << 5))
     if cid == NAMED_CATEGORY:
         name = header.category.encode()
@@ -111,15 +124,15 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     if len(data) < 14:
         raise InputError("truncated .gcz file")
     version, flags = data[2] >> 4, data[2] & 0x0F
-    if version != VERSION:
+    if version not in VERSIONS:
         raise InputError(
             f".gcz format version {version} is not supported by this gancomp "
-            f"(reads version {VERSION})"
+            f"(reads versions {VERSIONS[0]} to {VERSIONS[-1]})"
         )
     (crc,) = struct.unpack("<I", data[-4:])
     if zlib.crc32(data[:-4]) != crc:
         raise InputError("corrupt .gcz file (checksum mismatch)")
-    if flags & 0x08:
+    if version == 1 and flags & FLAG_HYPERPRIOR:
         raise InputError("corrupt .gcz file: unknown flag set")
     cid, quality = data[3] & 0x1F, (data[3] >> 5) + 1
     pos = 4
@@ -163,6 +176,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         grayscale=bool(flags & FLAG_GRAY),
         reduced_16bit=bool(flags & FLAG_16BIT),
         alpha=alpha,
+        entropy_model="hyperprior" if flags & FLAG_HYPERPRIOR else "factorized",
     )
     return header, data[pos:body_end]
 

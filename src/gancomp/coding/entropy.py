@@ -43,28 +43,94 @@ class EntropyTables:
     def row(self, level: int, channel: int) -> int:
         return level * self.channels + channel
 
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {
+            prefix + "shape": np.array([self.levels, self.channels], np.int32),
+            prefix + "offsets": self.offsets.astype(np.int32),
+            prefix + "lengths": self.lengths.astype(np.int32),
+            prefix + "freqs": self.freqs.astype(np.int32),
+        }
+
     def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez(
-            buf,
-            shape=np.array([self.levels, self.channels], np.int32),
-            offsets=self.offsets.astype(np.int32),
-            lengths=self.lengths.astype(np.int32),
-            freqs=self.freqs.astype(np.int32),
-        )
-        return buf.getvalue()
+        return pack_tables({"": self})
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str = "") -> EntropyTables:
+        levels, channels = (int(v) for v in z[prefix + "shape"])
+        lengths = np.asarray(z[prefix + "lengths"]).astype(np.int32)
+        freqs = np.asarray(z[prefix + "freqs"])
+        starts = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))[:-1]]).astype(np.int64)
+        offsets = np.asarray(z[prefix + "offsets"]).astype(np.int32)
+        if (
+            len(lengths) != levels * channels
+            or len(offsets) != len(lengths)
+            or lengths.min(initial=3) < 3
+            or int(lengths.astype(np.int64).sum()) != len(freqs)
+            or freqs.min(initial=1) < 1
+        ):
+            raise ValueError("inconsistent entropy tables")
+        return cls(levels, channels, offsets, lengths, starts, freqs.astype(np.int32))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> EntropyTables:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            levels, channels = (int(v) for v in z["shape"])
-            lengths = z["lengths"].astype(np.int32)
-            starts = np.concatenate([[0], np.cumsum(lengths.astype(np.int64))[:-1]])
-            return cls(levels, channels, z["offsets"].astype(np.int32), lengths, starts, z["freqs"])
+        return unpack_tables(data)[""]
 
     def freq_row(self, r: int) -> np.ndarray:
         s = int(self.starts[r])
         return self.freqs[s : s + int(self.lengths[r])]
+
+
+def pack_tables(tables: dict[str, EntropyTables]) -> bytes:
+    """``tables.npz`` of a model folder: one unprefixed set (factorized prior), or named
+    sets ``z/`` and ``scale/`` (hyperprior)."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, t in tables.items():
+        arrays.update(t.arrays(f"{name}/" if name else ""))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def unpack_tables(data: bytes) -> dict[str, EntropyTables]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        names = sorted({k[: -len("shape")] for k in z.files if k.endswith("shape")})
+        return {name.rstrip("/"): EntropyTables.from_arrays(z, name) for name in names}
+
+
+#: Scale tables are finer than the factorized ones: a small scale puts almost all its mass
+#: on 0, and the training loss still charges a 1 at scale 0.11 its true ~18.5 bits;
+#: 16-bit tables could not come close, and an escape would cost ~21 bits.
+SCALE_PRECISION = 20
+SCALE_TAIL_MASS = 2.0**-18
+SCALE_MIN_HALF_RANGE = 3
+
+
+def gaussian_scale_tables(scales: np.ndarray) -> EntropyTables:
+    """One row per scale: a zero-mean Gaussian integrated over each integer's unit bin,
+    cut where SCALE_TAIL_MASS remains per side (escapes beyond), at least +-3 wide.
+    Computed once, at export, in float64; stored as integers."""
+    from math import erfc, sqrt
+
+    offsets, lengths, rows = [], [], []
+    for s in scales:
+
+        def mass_beyond(v: float, s: float = float(s)) -> float:  # P(Y > v)
+            return 0.5 * erfc(v / (s * sqrt(2.0)))
+
+        half = SCALE_MIN_HALF_RANGE
+        while half < MAX_HALF_RANGE and mass_beyond(half + 0.5) > SCALE_TAIL_MASS:
+            half += 1
+        v = np.arange(-half, half + 1)
+        core = np.array([mass_beyond(abs(x) - 0.5) - mass_beyond(abs(x) + 0.5) for x in v])
+        tail = max(mass_beyond(half + 0.5), 1e-12)
+        rows.append(quantize_pmf(np.concatenate([[tail], core, [tail]]), SCALE_PRECISION))
+        offsets.append(-half)
+        lengths.append(len(v) + 2)
+    lengths_a = np.array(lengths, np.int32)
+    starts = np.concatenate([[0], np.cumsum(lengths_a.astype(np.int64))[:-1]])
+    return EntropyTables(
+        1, len(scales), np.array(offsets, np.int32), lengths_a, starts, np.concatenate(rows)
+    )
 
 
 def quantize_pmf(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
@@ -93,7 +159,11 @@ def quantize_pmf(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
 def build_tables(density) -> EntropyTables:
     """Freeze a :class:`gancomp.training.model.FactorizedDensity` into integer tables."""
     lo, hi = -MAX_HALF_RANGE, MAX_HALF_RANGE
-    pmf = density.pmf_table(lo, hi)  # (rows, hi - lo + 1)
+    return tables_from_pmf(density.pmf_table(lo, hi), lo, density.levels, density.channels)
+
+
+def tables_from_pmf(pmf: np.ndarray, lo: int, levels: int, channels: int) -> EntropyTables:
+    """Integer tables from float probabilities of the integers lo, lo + 1, ... per row."""
     cdf = np.cumsum(pmf, axis=1)
     total = cdf[:, -1:]
     offsets, lengths, rows = [], [], []
@@ -110,8 +180,8 @@ def build_tables(density) -> EntropyTables:
     lengths_a = np.array(lengths, np.int32)
     starts = np.concatenate([[0], np.cumsum(lengths_a.astype(np.int64))[:-1]])
     return EntropyTables(
-        density.levels,
-        density.channels,
+        levels,
+        channels,
         np.array(offsets, np.int32),
         lengths_a,
         starts,
@@ -119,152 +189,222 @@ def build_tables(density) -> EntropyTables:
     )
 
 
-class LatentCoder:
-    """Range-codes (H, W, M) int32 latents of one level with the frozen tables.
+class IndexedCoder:
+    """Range-codes integer symbols, each with the frozen table row chosen by its index.
 
-    Symbols go channel by channel (one constriction call per channel, all
-    positions at once), then the escaped distances in channel-major order.
+    As tensorflow-compression's indexed entropy models and CompressAI's
+    ``encode_with_indexes``: the caller says which row codes each symbol (for the
+    factorized prior, row = level * M + channel; for the hyperprior, the scale
+    index the integer network computes). Symbols are coded grouped by row, in
+    ascending row order, each group in the caller's element order (one
+    constriction call per row), then every escaped distance in that same order.
+    The decoder, knowing every symbol's row, reads them back the same way.
     """
 
-    def __init__(self, tables: EntropyTables):
+    def __init__(self, tables: EntropyTables, tight_escapes: bool = False):
         self.tables = tables
-        self._cache: dict[int, _Level] = {}
+        # Format 2 streams code an escape's low bits in exactly that many bits.
+        self.tight_escapes = tight_escapes
+        t = tables
+        freqs = [t.freq_row(r).astype(np.float64) for r in range(len(t.lengths))]
+        self._log2p = [np.log2(f / f.sum()) for f in freqs]
+        self._freqs = freqs
+        self._models: dict[int, object] = {}
+        self.offsets = t.offsets.astype(np.int64)
+        self.lengths = t.lengths.astype(np.int64)
+        # Fewest bits a symbol of each row can cost: the decoder's plausibility checks.
+        self.min_bits = np.array([-float(lp.max()) for lp in self._log2p])
 
-    def _level(self, level: int) -> _Level:
-        if level not in self._cache:
-            t = self.tables
-            rows = level * t.channels + np.arange(t.channels)
-            freqs = [t.freq_row(int(r)).astype(np.float64) for r in rows]
-            lengths = t.lengths[rows].astype(np.int64)
-            starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-            flat = np.concatenate([np.log2(f / f.sum()) for f in freqs])
-            log2p = np.split(flat, starts[1:])  # views: one table, two ways to index it
-            self._cache[level] = _Level(
-                models=[constriction.stream.model.Categorical(f, perfect=False) for f in freqs],
-                log2p=log2p,
-                log2p_flat=flat,
-                log2p_start=starts,
-                min_bits=sum(-float(lp.max()) for lp in log2p),
-                offsets=t.offsets[rows].astype(np.int64),
-                lengths=lengths,
+    @property
+    def rows(self) -> int:
+        return len(self.lengths)
+
+    def _model(self, row: int):
+        if row not in self._models:
+            self._models[row] = constriction.stream.model.Categorical(
+                self._freqs[row], perfect=False
             )
-        return self._cache[level]
+        return self._models[row]
 
-    def _bins(self, sym: np.ndarray, lv: _Level):
-        """Bin index of each symbol, channel-major (M, H*W), and the escaped distances."""
-        flat = sym.reshape(-1, len(lv.models)).T.astype(np.int64)
-        idx = flat - lv.offsets[:, None] + 1
+    @staticmethod
+    def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Element order (grouped by row, stable), the rows present and their group sizes."""
+        order = np.argsort(rows, kind="stable")
+        present, counts = np.unique(rows[order], return_counts=True)
+        return order, present, counts
+
+    def _bins(self, symbols: np.ndarray, rows: np.ndarray):
+        """Bin of each symbol (escapes at bin 0 / the last bin) and the escaped distances."""
+        offsets, lengths = self.offsets[rows], self.lengths[rows]
+        idx = symbols.astype(np.int64) - offsets + 1
         under = idx < 1
-        over = idx > lv.lengths[:, None] - 2
+        over = idx > lengths - 2
         esc = under | over
         if esc.any():
-            dist = np.where(under, -idx, idx - (lv.lengths[:, None] - 1))[esc]  # >= 0
-            idx = np.where(under, 0, np.where(over, lv.lengths[:, None] - 1, idx))
+            dist = np.where(under, -idx, idx - (lengths - 1))[esc]  # >= 0
+            idx = np.where(under, 0, np.where(over, lengths - 1, idx))
         else:
             dist = np.zeros(0, np.int64)
-        return np.ascontiguousarray(idx, dtype=np.int32), dist
+        return idx.astype(np.int32), dist
 
-    def estimate_bits(self, sym: np.ndarray, level: int) -> float:
+    def check_rows(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64).ravel()
+        if rows.size and (rows.min() < 0 or rows.max() >= self.rows):
+            raise InputError("corrupt payload: table index out of range")
+        return rows
+
+    def estimate_bits(self, symbols: np.ndarray, rows: np.ndarray) -> float:
         """-log2 p of the symbols under the frozen tables, escape codes included."""
-        lv = self._level(level)
-        idx, dist = self._bins(sym, lv)
+        rows = self.check_rows(rows)
+        sym = np.clip(np.asarray(symbols).ravel(), -LATENT_LIMIT, LATENT_LIMIT)
+        idx, dist = self._bins(sym, rows)
         bits = 0.0
-        for c, lp in enumerate(lv.log2p):
-            bits -= float(lp[idx[c]].sum())
+        for r in np.unique(rows):
+            bits -= float(self._log2p[r][idx[rows == r]].sum())
         for d in dist:
-            k = int(d + 1).bit_length()
-            bits += np.log2(34) + _CHUNK_BITS * -(-(k - 1) // _CHUNK_BITS)
+            bits += _gamma_bits(int(d), self.tight_escapes)
         return bits
 
-    def encode(self, sym: np.ndarray, level: int) -> bytes:
-        sym = np.clip(sym, -LATENT_LIMIT, LATENT_LIMIT)
-        lv = self._level(level)
-        idx, dist = self._bins(sym, lv)
-        enc = constriction.stream.queue.RangeEncoder()
-        for row, model in zip(idx, lv.models):
-            enc.encode(row, model)
-        # Escapes after all regular symbols: the decoder knows where they are by then.
+    def encode_into(self, enc, symbols: np.ndarray, rows: np.ndarray) -> None:
+        """Append the symbols, then their escapes, to a constriction ``RangeEncoder``."""
+        rows = self.check_rows(rows)
+        sym = np.clip(np.asarray(symbols).ravel(), -LATENT_LIMIT, LATENT_LIMIT)
+        order, present, counts = self._groups(rows)
+        idx, _ = self._bins(sym[order], rows[order])
+        start = 0
+        for r, n in zip(present, counts):
+            enc.encode(np.ascontiguousarray(idx[start : start + n]), self._model(int(r)))
+            start += n
+        # Escapes after the stream's regular symbols: the decoder knows where they are by then.
+        _, dist = self._bins(sym[order], rows[order])
         for d in dist:
-            _encode_gamma(enc, int(d))
-        data = enc.get_compressed().astype("<u4").tobytes()
-        # The last word's trailing zero bytes carry nothing; decode pads them back.
-        return data[: len(data) - (len(data[-4:]) - len(data[-4:].rstrip(b"\0")))] if data else b""
+            _encode_gamma(enc, int(d), self.tight_escapes)
+
+    def decode_from(self, dec, rows: np.ndarray, budget_bits: float) -> np.ndarray:
+        """Symbols (int64, in the element order of ``rows``) read from a ``RangeDecoder``.
+
+        ``budget_bits`` bounds the information the stream can hold (from its length):
+        a stream claiming more is corrupt, and is refused before long loops.
+        """
+        rows = self.check_rows(rows)
+        if float(self.min_bits[rows].sum()) > budget_bits:
+            raise InputError("corrupt payload: too short for the image size")
+        order, present, counts = self._groups(rows)
+        idx = np.empty(len(rows), np.int64)
+        info, start = 0.0, 0
+        for r, n in zip(present, counts):
+            got = dec.decode(self._model(int(r)), int(n))
+            idx[start : start + n] = got
+            info -= float(self._log2p[r][got].sum())
+            if info > budget_bits:  # a corrupt stream stops early
+                raise InputError("corrupt payload: shorter than its symbols")
+            start += n
+        sorted_rows = rows[order]
+        lengths = self.lengths[sorted_rows]
+        values = idx + self.offsets[sorted_rows] - 1
+        under = idx == 0
+        esc = under | (idx == lengths - 1)
+        n_esc = int(esc.sum())
+        if n_esc:
+            if info + n_esc * np.log2(34) > budget_bits:  # each escape codes >= log2(34) bits
+                raise InputError("corrupt payload: shorter than its symbols")
+            for i in np.nonzero(esc)[0]:  # in coding order
+                d = _decode_gamma(dec, self.tight_escapes)
+                # Python ints: a corrupt d (up to 2**33) must not overflow int32 scalar math.
+                r = int(sorted_rows[i])
+                if under[i]:
+                    values[i] = int(self.offsets[r]) - 1 - d
+                else:
+                    values[i] = int(self.offsets[r]) + int(self.lengths[r]) - 2 + d
+            if np.abs(values).max(initial=0) > LATENT_LIMIT:
+                raise InputError("corrupt payload: latent out of range")
+        out = np.empty(len(rows), np.int64)
+        out[order] = values
+        return out
+
+
+def new_encoder():
+    return constriction.stream.queue.RangeEncoder()
+
+
+def finish(enc) -> bytes:
+    """The encoder's words as bytes; the last word's trailing zero bytes carry nothing."""
+    data = enc.get_compressed().astype("<u4").tobytes()
+    return data[: len(data) - (len(data[-4:]) - len(data[-4:].rstrip(b"\0")))] if data else b""
+
+
+def new_decoder(data: bytes):
+    padded = data + b"\0" * (-len(data) % 4)
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").copy())
+
+
+def budget_bits(data: bytes) -> float:
+    """Most information a stream of this length can carry: a range coder never writes fewer
+    bits than its symbols' -log2 p minus a few words. Factor 2 and 256 bits of slack cover
+    constriction's re-quantized probabilities and the final flush."""
+    return 2.0 * (8 * len(data) + 256)
+
+
+def decoding_errors(fn):
+    """Run a decode; constriction's reports of impossible streams become InputError."""
+    try:
+        return fn()
+    except InputError:
+        raise
+    except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
+        raise InputError(f"corrupt payload ({type(exc).__name__})") from None
+
+
+class LatentCoder:
+    """The factorized prior's latents (H, W, M) int32 of one level: row = level * M + channel."""
+
+    def __init__(self, tables: EntropyTables, tight_escapes: bool = False):
+        self.tables = tables
+        self.indexed = IndexedCoder(tables, tight_escapes)
+
+    def rows(self, level: int, shape: tuple[int, int]) -> np.ndarray:
+        m = self.tables.channels
+        if not 0 <= level < self.tables.levels:
+            raise InputError(f"no tables for level {level}")
+        return np.broadcast_to(level * m + np.arange(m), (shape[0] * shape[1], m)).ravel()
+
+    def estimate_bits(self, sym: np.ndarray, level: int) -> float:
+        return self.indexed.estimate_bits(sym, self.rows(level, sym.shape[:2]))
+
+    def encode(self, sym: np.ndarray, level: int) -> bytes:
+        enc = new_encoder()
+        self.indexed.encode_into(enc, sym, self.rows(level, sym.shape[:2]))
+        return finish(enc)
 
     def decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
         """Latents (h, w, M) int32; any inconsistent stream raises InputError."""
-        try:
-            return self._decode(data, level, shape)
-        except InputError:
-            raise
-        except (AssertionError, ValueError, RuntimeError, OverflowError) as exc:
-            # constriction reports impossible streams with assertions or value errors.
-            raise InputError(f"corrupt payload ({type(exc).__name__})") from None
+        rows = self.rows(level, shape)
 
-    def _decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
-        lv = self._level(level)
-        m = len(lv.models)
-        h, w = shape
-        # A range coder never writes fewer bits than the symbols' information (-log2 p) minus
-        # a few words, so a payload far too short for the header's size is corrupt: refuse it
-        # before allocating h*w*m latents or looping over escapes. Factor 2 and 256 bits of
-        # slack cover constriction's re-quantized probabilities and the final flush.
-        budget = 2.0 * (8 * len(data) + 256)
-        if h * w * lv.min_bits > budget:
-            raise InputError("corrupt payload: too short for the image size")
-        padded = data + b"\0" * (-len(data) % 4)
-        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(padded, dtype="<u4").copy())
-        idx = np.empty((m, h * w), np.int64)
-        # Big images tally the information channel by channel, so a corrupt stream stops
-        # early; small ones (bounded work anyway) are checked once, vectorised.
-        per_channel = h * w > 4096
-        info = 0.0
-        for c, model in enumerate(lv.models):
-            idx[c] = dec.decode(model, h * w)
-            if per_channel:
-                info -= float(lv.log2p[c][idx[c]].sum())
-                if info > budget:
-                    raise InputError("corrupt payload: shorter than its symbols")
-        if not per_channel:
-            info = -float(lv.log2p_flat[lv.log2p_start[:, None] + idx].sum())
-            if info > budget:
-                raise InputError("corrupt payload: shorter than its symbols")
-        values = idx + lv.offsets[:, None] - 1
-        under = idx == 0
-        esc = under | (idx == lv.lengths[:, None] - 1)
-        n_esc = int(esc.sum())
-        if n_esc:
-            if info + n_esc * np.log2(34) > budget:  # each escape codes >= log2(34) bits
-                raise InputError("corrupt payload: shorter than its symbols")
-            for c, i in zip(*np.nonzero(esc)):  # channel-major, as encoded
-                d = _decode_gamma(dec)
-                # Python ints: a corrupt d (up to 2**33) must not overflow int32 scalar math.
-                if under[c, i]:
-                    values[c, i] = int(lv.offsets[c]) - 1 - d
-                else:
-                    values[c, i] = int(lv.offsets[c]) + int(lv.lengths[c]) - 2 + d
-            if np.abs(values).max(initial=0) > LATENT_LIMIT:
-                raise InputError("corrupt payload: latent out of range")
-        return np.ascontiguousarray(values.T.reshape(h, w, m), dtype=np.int32)
+        def run():
+            values = self.indexed.decode_from(new_decoder(data), rows, budget_bits(data))
+            return values.reshape(shape[0], shape[1], self.tables.channels).astype(np.int32)
 
-
-@dataclass
-class _Level:
-    """Range-coder models and table facts of one quality level, built once."""
-
-    models: list
-    log2p: list[np.ndarray]  # log2 probability of each bin, per channel
-    log2p_flat: np.ndarray  # the same, concatenated ...
-    log2p_start: np.ndarray  # ... with each channel's start
-    min_bits: float  # fewest bits one position (all channels) can cost
-    offsets: np.ndarray  # int64 (M,): value coded by bin 1
-    lengths: np.ndarray  # int64 (M,): bins per row, escapes included
+        return decoding_errors(run)
 
 
 _UNIFORM_K = constriction.stream.model.Uniform(34)
 _UNIFORM_CHUNK = constriction.stream.model.Uniform(1 << _CHUNK_BITS)
 
 
-def _encode_gamma(enc, d: int) -> None:
+_UNIFORM_BITS = {b: constriction.stream.model.Uniform(1 << b) for b in range(1, _CHUNK_BITS + 1)}
+
+
+def _chunk_model(take: int, tight: bool):
+    # Format 1 codes every chunk over 2**16 values; format 2 only over the bits it holds.
+    return _UNIFORM_BITS[take] if tight else _UNIFORM_CHUNK
+
+
+def _gamma_bits(d: int, tight: bool) -> float:
+    k = int(d + 1).bit_length()
+    return float(np.log2(34)) + (k - 1 if tight else _CHUNK_BITS * -(-(k - 1) // _CHUNK_BITS))
+
+
+def _encode_gamma(enc, d: int, tight: bool = False) -> None:
     v = d + 1
     k = v.bit_length()  # 1..33
     enc.encode(np.array([k], np.int32), _UNIFORM_K)
@@ -272,19 +412,19 @@ def _encode_gamma(enc, d: int) -> None:
     while nbits > 0:
         take = min(nbits, _CHUNK_BITS)
         chunk = rest & ((1 << take) - 1)
-        enc.encode(np.array([chunk], np.int32), _UNIFORM_CHUNK)
+        enc.encode(np.array([chunk], np.int32), _chunk_model(take, tight))
         rest >>= take
         nbits -= take
 
 
-def _decode_gamma(dec) -> int:
+def _decode_gamma(dec, tight: bool = False) -> int:
     k = int(dec.decode(_UNIFORM_K, 1)[0])
     if not 1 <= k <= 33:
         raise InputError("corrupt payload: bad escape code")
     v, shift, nbits = 0, 0, k - 1
     while nbits > 0:
         take = min(nbits, _CHUNK_BITS)
-        chunk = int(dec.decode(_UNIFORM_CHUNK, 1)[0]) & ((1 << take) - 1)
+        chunk = int(dec.decode(_chunk_model(take, tight), 1)[0]) & ((1 << take) - 1)
         v |= chunk << shift
         shift += take
         nbits -= take

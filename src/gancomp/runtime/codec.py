@@ -14,6 +14,7 @@ uses only the frozen integer tables (see :mod:`gancomp.coding.entropy`).
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,19 @@ from pathlib import Path
 import numpy as np
 
 from gancomp.coding import container
-from gancomp.coding.entropy import EntropyTables, LatentCoder
+from gancomp.coding.entropy import (
+    IndexedCoder,
+    LatentCoder,
+    budget_bits,
+    decoding_errors,
+    finish,
+    new_decoder,
+    new_encoder,
+    unpack_tables,
+)
 from gancomp.errors import GancompError, InputError
 from gancomp.runtime import tiling
+from gancomp.runtime.blas import single_threaded_blas
 from gancomp.runtime.models import ModelFolder, check_category_name, find_model, read_model_folder
 
 DEFAULT_QUALITY = 4
@@ -47,9 +58,29 @@ class Codec:
 
     def __init__(self, folder: ModelFolder):
         self.folder = folder
-        self.tables = EntropyTables.from_bytes(folder.tables)
-        self.coder = LatentCoder(self.tables)
-        self._net = None  # inference.Transforms, loaded on first use
+        self.entropy_model = folder.config.get("entropy_model", "factorized")
+        if self.entropy_model not in ("factorized", "hyperprior"):
+            raise GancompError(
+                f"model folder {folder.path}: unknown entropy model {self.entropy_model!r} "
+                "(a newer gancomp wrote it?)"
+            )
+        try:
+            tables = unpack_tables(folder.tables)
+            if self.hyperprior:
+                # z: factorized per (level, z channel); y: one row per Gaussian scale.
+                self.z_coder = LatentCoder(tables["z"], tight_escapes=True)
+                self.y_coder = IndexedCoder(tables["scale"], tight_escapes=True)
+            else:
+                self.coder = LatentCoder(tables[""])
+        except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+            raise GancompError(
+                f"model folder {folder.path}: tables.npz is damaged ({type(exc).__name__})"
+            ) from None
+        self._net = None  # runtime.transforms.Transforms, loaded on first use
+
+    @property
+    def hyperprior(self) -> bool:
+        return self.entropy_model == "hyperprior"
 
     @classmethod
     def load(cls, category: str, models_dir: str | os.PathLike | None = None) -> Codec:
@@ -81,18 +112,25 @@ class Codec:
             return
         import io
 
-        from gancomp.runtime.transforms import Transforms
+        from gancomp.runtime.transforms import ModelError, Transforms
 
-        with np.load(io.BytesIO(self.folder.weights), allow_pickle=False) as z:
-            weights = {k: z[k] for k in z.files}
         try:
-            # Inference needs E, G and the gains only, so D never loads.
+            with np.load(io.BytesIO(self.folder.weights), allow_pickle=False) as z:
+                weights = {k: z[k] for k in z.files}
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise GancompError(
+                f"model folder {self.folder.path}: weights.npz is damaged ({type(exc).__name__})"
+            ) from None
+        try:
+            # Inference needs the transforms and the gains only, so D never loads.
             net = Transforms(weights, self.folder.config)
             gain = np.exp(weights["gancodec/log_gain"]).astype(np.float32)
             inv_gain = np.exp(weights["gancodec/log_inv_gain"]).astype(np.float32)
+        except ModelError as exc:
+            raise GancompError(f"model folder {self.folder.path}: {exc}") from None
         except KeyError as exc:
             raise GancompError(
-                f"model folder {self.folder.path} does not match its config ({exc})"
+                f"model folder {self.folder.path} does not match its config (missing {exc})"
             ) from None
         if gain.shape != (self.levels, net.latent_channels) or inv_gain.shape != gain.shape:
             raise GancompError(f"model folder {self.folder.path}: gains do not match its config")
@@ -105,8 +143,22 @@ class Codec:
         return quality - 1
 
     # -- latents --------------------------------------------------------------
+    def scaled_latents(self, images: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
+        """The analysis transform's latents times the level's gain, (h, w, M) float32."""
+        self._build()
+        g = self._gain[self.level_of(quality)]
+        s = self.stride
+
+        def fn(b: np.ndarray) -> np.ndarray:
+            return self._net.analysis(b.astype(np.float32) / np.float32(255.0)) * g
+
+        padded = [_pad(im, s) for im in images]
+        return tiling.apply_network(
+            padded, fn, scale=(1, s), tile=tiling.TILE, margin=tiling.TILE_MARGIN
+        )
+
     def quantized_latents(self, images: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
-        """Quantized latents (h, w, M) int32 for RGB uint8 images of any size."""
+        """Quantized latents (h, w, M) int32 for RGB uint8 images of any size (factorized)."""
         self._build()
         g = self._gain[self.level_of(quality)]
         s = self.stride
@@ -152,10 +204,14 @@ class Codec:
         for im in images:
             _check_rgb(im)
         level = self.level_of(quality)
-        latents = self.quantized_latents(images, quality)
+        if self.hyperprior:
+            payloads = self._hyper_encode(self.scaled_latents(images, quality), level)
+        else:
+            payloads = [
+                self.coder.encode(sym, level) for sym in self.quantized_latents(images, quality)
+            ]
         out = []
-        for i, (im, sym) in enumerate(zip(images, latents)):
-            payload = self.coder.encode(sym, level)
+        for i, (im, payload) in enumerate(zip(images, payloads)):
             alpha = alphas[i] if alphas else None
             header = container.Header(
                 self.category,
@@ -163,6 +219,7 @@ class Codec:
                 self.fingerprint,
                 im.shape[1],
                 im.shape[0],
+                entropy_model=self.entropy_model,
                 grayscale=bool(grayscale[i]) if grayscale else False,
                 reduced_16bit=bool(reduced_16bit[i]) if reduced_16bit else False,
                 alpha=container.compress_alpha(alpha) if alpha is not None else None,
@@ -171,34 +228,121 @@ class Codec:
         assert len(out) == n
         return out
 
-    def decode_latents(self, items: Sequence[tuple[container.Header, bytes]]) -> list[np.ndarray]:
-        """The quantized latents (h, w, M) int32 of parsed .gcz files written by this model.
-
-        Exact on every machine: only the frozen integer tables are involved.
+    def decode_symbols(
+        self, items: Sequence[tuple[container.Header, bytes]]
+    ) -> list[dict[str, np.ndarray]]:
+        """The coded integers of parsed .gcz files written by this model, per stream:
+        ``{"y": (h, w, M)}``, with a hyperprior also ``{"z": (hz, wz, Mz)}`` (y holds
+        round(y - mean) then). Exact on every machine: only integer tables and the
+        integer index path are involved.
         """
         s = self.stride
-        latents = []
+        out = []
         for header, payload in items:
             if header.fingerprint != self.fingerprint:
                 raise InputError(
                     f"file was written by model {header.fingerprint.hex()} but the "
                     f"{self.category!r} model here is {self.folder.fingerprint}"
                 )
+            if header.entropy_model != self.entropy_model:
+                raise InputError(
+                    f"file is coded for a {header.entropy_model} model but model "
+                    f"{self.folder.fingerprint} uses a {self.entropy_model} prior"
+                )
             level = self.level_of(header.quality)
             h, w = -(-header.height // s), -(-header.width // s)
             try:
-                latents.append(self.coder.decode(payload, level, (h, w)))
+                if self.hyperprior:
+                    out.append(self._hyper_decode_symbols(payload, level, (h, w)))
+                else:
+                    out.append({"y": self.coder.decode(payload, level, (h, w))})
             except InputError:
                 raise
             except Exception as exc:  # constriction reports exhausted or invalid streams
                 raise InputError(f"corrupt .gcz payload ({exc})") from None
-        return latents
+        return out
+
+    def decode_latents(self, items: Sequence[tuple[container.Header, bytes]]) -> list[np.ndarray]:
+        """The coded latents y of each file (see :meth:`decode_symbols`)."""
+        return [sym["y"] for sym in self.decode_symbols(items)]
+
+    # -- the hyperprior ---------------------------------------------------------
+    def _z_grid(self, h: int, w: int) -> tuple[int, int]:
+        f = 2**self._net.hyper_down
+        return -(-h // f), -(-w // f)
+
+    def _hyper_means(self, z_syms: Sequence[np.ndarray], shapes) -> list[np.ndarray]:
+        """h_s's mean branch (float32) for decoded z, cropped to y's grid."""
+        f = 2**self._net.hyper_down
+        means = tiling.apply_network(
+            z_syms,
+            lambda b: self._net.hyper_mean(b.astype(np.float32)),
+            scale=(f, 1),
+            tile=0,
+            margin=0,
+            tiled=False,
+        )
+        return [m[:h, :w] for m, (h, w) in zip(means, shapes)]
+
+    def _scale_indexes(self, z_sym: np.ndarray, h: int, w: int) -> np.ndarray:
+        """The exact scale-table index of every element of y, (h, w, M) int32."""
+        with single_threaded_blas():
+            return self._net.scale_index(z_sym[None])[0, :h, :w]
+
+    def _hyper_encode(self, ys: Sequence[np.ndarray], level: int) -> list[bytes]:
+        self._build()
+        f = 2**self._net.hyper_down
+        padded = [_pad(y, f) for y in ys]
+        z_syms = tiling.apply_network(
+            padded,
+            lambda b: np.round(self._net.hyper_analysis(b)).astype(np.int32),
+            scale=(1, f),
+            tile=0,
+            margin=0,
+            tiled=False,
+        )
+        means = self._hyper_means(z_syms, [y.shape[:2] for y in ys])
+        payloads = []
+        for y, z_sym, mean in zip(ys, z_syms, means):
+            index = self._scale_indexes(z_sym, *y.shape[:2])
+            residual = np.round(y - mean).astype(np.int32)
+            enc = new_encoder()
+            z_rows = self.z_coder.rows(level, z_sym.shape[:2])
+            # z first, its escapes included: the decoder needs all of z for y's indexes.
+            self.z_coder.indexed.encode_into(enc, z_sym, z_rows)
+            self.y_coder.encode_into(enc, residual, index.ravel())
+            payloads.append(finish(enc))
+        return payloads
+
+    def _hyper_decode_symbols(self, payload: bytes, level: int, shape) -> dict[str, np.ndarray]:
+        self._build()
+        h, w = shape
+        zh, zw = self._z_grid(h, w)
+        budget = budget_bits(payload)
+
+        def run():
+            dec = new_decoder(payload)
+            z_rows = self.z_coder.rows(level, (zh, zw))
+            z = self.z_coder.indexed.decode_from(dec, z_rows, budget)
+            z = z.reshape(zh, zw, -1).astype(np.int32)
+            index = self._scale_indexes(z, h, w)
+            y = self.y_coder.decode_from(dec, index.ravel(), budget)
+            return {"z": z, "y": y.reshape(h, w, -1).astype(np.int32)}
+
+        return decoding_errors(run)
 
     def decode_payloads(
         self, items: Sequence[tuple[container.Header, bytes]]
     ) -> list[DecodedImage]:
         """Decode parsed .gcz files that were all written by this model."""
-        latents = self.decode_latents(items)
+        symbols = self.decode_symbols(items)
+        if self.hyperprior:
+            means = self._hyper_means(
+                [sym["z"] for sym in symbols], [sym["y"].shape[:2] for sym in symbols]
+            )
+            latents = [sym["y"] + mean for sym, mean in zip(symbols, means)]
+        else:
+            latents = [sym["y"] for sym in symbols]
         by_level: dict[int, list[int]] = {}
         for i, (header, _) in enumerate(items):
             by_level.setdefault(header.quality, []).append(i)
@@ -247,15 +391,30 @@ def _pad(im: np.ndarray, mult: int) -> np.ndarray:
     return im
 
 
-_CACHE: dict[tuple[str, str], Codec] = {}
+_CACHE: dict[Path, tuple[tuple, Codec]] = {}  # model folder -> (its files' stamp, codec)
 
 
 def load_codec(category: str, models_dir: str | os.PathLike | None = None) -> Codec:
-    """The codec for ``category`` (cached per process)."""
-    key = (str(models_dir or ""), category)
-    if key not in _CACHE:
-        _CACHE[key] = Codec.load(category, models_dir)
-    return _CACHE[key]
+    """The codec for ``category`` (cached per process).
+
+    The cache is keyed by the model folder the search finds now, not by the arguments:
+    ``$GANCOMP_MODELS`` or a user's overriding model may appear between calls, and a
+    folder replaced on disk (a new training run) is reloaded.
+    """
+    from gancomp.runtime.models import FILES
+
+    path = find_model(category, models_dir).resolve()
+    try:
+        stamp = tuple(
+            (st.st_ino, st.st_size, st.st_mtime_ns)
+            for st in ((path / name).stat() for name in FILES)
+        )
+    except OSError:
+        stamp = ()  # vanished since the search: the load below says what is missing
+    cached = _CACHE.get(path)
+    if cached is None or cached[0] != stamp or not stamp:
+        _CACHE[path] = (stamp, Codec.from_path(path))
+    return _CACHE[path][1]
 
 
 def compress(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gancomp.coding import hyperprior_spec as spec
-from gancomp.runtime.transforms import conv2d, conv2d_transpose
+from gancomp.runtime.transforms import ModelError, conv2d, conv2d_transpose
 
 _EXACT = 2.0**53
 
@@ -54,6 +54,7 @@ class ScaleIndexNetwork:
 
     def __init__(self, layers: list[IntegerLayer]):
         self.layers = layers
+        self.used: set[str] = set()
         input_max = float(spec.Z_LIMIT)
         for i, layer in enumerate(layers):
             if layer.bound(input_max) >= _EXACT:
@@ -61,25 +62,47 @@ class ScaleIndexNetwork:
             input_max = float(layer.out_max)
 
     @classmethod
-    def from_weights(cls, weights: dict[str, np.ndarray], prefix: str) -> ScaleIndexNetwork:
-        """Layers ``prefix/<name>/{kernel_int,bias_int,shift,out_max,transpose}`` in name order."""
-        names = sorted(
-            {k[len(prefix) + 1 :].split("/")[0] for k in weights if k.startswith(prefix + "/")},
-            key=_layer_order,
-        )
-        layers = []
-        for name in names:
-            base = f"{prefix}/{name}"
+    def from_ops(
+        cls, ops: list, weights: dict[str, np.ndarray], in_channels: int, out_channels: int
+    ) -> ScaleIndexNetwork:
+        """The network of a ``hyper_synthesis_scale`` op list on its stored integer weights
+        (``<name>/kernel_int``, ``<name>/bias_int``, names without the transform prefix)."""
+        layers, used, c = [], set(), in_channels
+        for op in ops:
+            kind = op.get("op")
+            if kind == "clip":
+                if int(op["limit"]) != spec.Z_LIMIT:
+                    raise ModelError("scale index path: unexpected input clip")
+                continue
+            if kind not in ("integer_conv2d", "integer_conv2d_transpose"):
+                raise ModelError(f"scale index path: unknown op {kind!r}")
+            k, f, name = int(op["kernel"]), int(op["filters"]), op["name"]
+            transpose = kind == "integer_conv2d_transpose"
+            shape = (k, k, f, c) if transpose else (k, k, c, f)
+            kernel, bias = weights.get(f"{name}/kernel_int"), weights.get(f"{name}/bias_int")
+            if kernel is None or bias is None:
+                raise ModelError(f"scale index path: missing weights of {name}")
+            if kernel.shape != shape or bias.shape != (f,):
+                raise ModelError(f"scale index path: weights of {name} have the wrong shape")
+            used |= {f"{name}/kernel_int", f"{name}/bias_int"}
             layers.append(
                 IntegerLayer(
-                    kernel=_integers(weights[f"{base}/kernel_int"]),
-                    bias=_integers(weights[f"{base}/bias_int"]),
-                    shift=int(weights[f"{base}/shift"]),
-                    out_max=int(weights[f"{base}/out_max"]),
-                    transpose=bool(weights[f"{base}/transpose"]),
+                    kernel=_integers(kernel),
+                    bias=_integers(bias),
+                    shift=spec.division_shift(int(op["input_bits"]), int(op["output_bits"])),
+                    out_max=int(op["out_max"]),
+                    transpose=transpose,
                 )
             )
-        return cls(layers)
+            c = f
+        if c != out_channels or not layers or layers[-1].out_max != spec.SCALE_COUNT - 1:
+            raise ModelError("scale index path does not end in one index per latent element")
+        try:
+            net = cls(layers)
+        except ValueError as exc:
+            raise ModelError(f"scale index path: {exc}") from None
+        net.used = used
+        return net
 
     def __call__(self, z_hat: np.ndarray) -> np.ndarray:
         a = np.clip(np.asarray(z_hat, np.float64), -spec.Z_LIMIT, spec.Z_LIMIT)
@@ -91,11 +114,5 @@ class ScaleIndexNetwork:
 def _integers(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     if not np.issubdtype(a.dtype, np.integer):
-        raise ValueError("integer layer weights must be stored as integers")
+        raise ModelError("integer layer weights must be stored as integers")
     return np.ascontiguousarray(a, np.float64)
-
-
-def _layer_order(name: str) -> tuple[int, int, str]:
-    # ideconv0, ideconv1, ..., then iout: transposed layers first, in index order.
-    digits = "".join(ch for ch in name if ch.isdigit())
-    return (0 if "deconv" in name else 1, int(digits) if digits else 0, name)

@@ -9,6 +9,13 @@ A model folder is self-describing::
 
 The fingerprint (4 bytes, hex) is a hash of the first three files' contents;
 every ``.gcz`` file carries the fingerprint of the model that wrote it.
+
+Where models are found (:func:`model_search_path`): the user's folder
+(``--models-dir``, else ``$GANCOMP_MODELS``) first, then the models shipped with
+the package, which stay available beside the user's; a user's model overrides a
+shipped one of the same name. Only complete folders with a valid category name
+are models (:func:`is_model_folder`): a training checkpoint ``<name>.ckpt`` beside
+a model is not one.
 """
 
 from __future__ import annotations
@@ -40,11 +47,8 @@ def check_category_name(name: str) -> str:
     return name
 
 
-def default_models_dir() -> Path:
-    """``$GANCOMP_MODELS``, else the models shipped with the package."""
-    env = os.environ.get("GANCOMP_MODELS")
-    if env:
-        return Path(env)
+def shipped_models_dir() -> Path:
+    """The models shipped with the package."""
     here = Path(__file__).resolve().parent
     installed = here.parent / "_models"
     if installed.is_dir():
@@ -52,11 +56,86 @@ def default_models_dir() -> Path:
     return here.parents[2] / "models"  # source checkout: src/gancomp/runtime -> repo
 
 
-def available_categories(models_dir: Path | None = None) -> list[str]:
-    d = Path(models_dir) if models_dir else default_models_dir()
-    if not d.is_dir():
-        return []
-    return sorted(p.name for p in d.iterdir() if (p / "config.json").is_file())
+def user_models_dir(models_dir: str | os.PathLike | None = None) -> Path | None:
+    """The user's models folder: ``models_dir`` (``--models-dir``), else ``$GANCOMP_MODELS``."""
+    if models_dir:
+        return Path(models_dir)
+    env = os.environ.get("GANCOMP_MODELS")
+    return Path(env) if env else None
+
+
+def default_models_dir() -> Path:
+    """The first folder searched without ``--models-dir``: ``$GANCOMP_MODELS``, else the
+    shipped models (see :func:`model_search_path` for the whole search)."""
+    return user_models_dir() or shipped_models_dir()
+
+
+def model_search_path(models_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched for models, first match wins: the user's folder (``models_dir``,
+    else ``$GANCOMP_MODELS``), then the shipped models, which stay available beside it.
+
+    A user folder that does not exist is an error, not silently skipped: a mistyped
+    ``--models-dir`` would otherwise fall back to a shipped model of the same name.
+    """
+    shipped = shipped_models_dir()
+    user = user_models_dir(models_dir)
+    if user is None:
+        return [shipped]
+    if not user.is_dir():
+        problem = "is not a folder" if user.exists() else "does not exist"
+        raise InputError(f"models folder {user} {problem}")
+    if user.resolve() == shipped.resolve():
+        return [shipped]
+    return [user, shipped]
+
+
+def is_model_folder(path: str | os.PathLike) -> bool:
+    """A model is a folder with a valid category name holding config, weights and tables.
+
+    Anything else is not a model: a training checkpoint (``<name>.ckpt``: the dot makes the
+    name invalid), a half-written folder, a stray file.
+    """
+    p = Path(path)
+    if not p.is_dir() or not _is_category_name(p.name):
+        return False
+    return all((p / name).is_file() for name in FILES)
+
+
+def _is_category_name(name: str) -> bool:
+    try:
+        check_category_name(name)
+    except InputError:
+        return False
+    return True
+
+
+def available_categories(models_dir: str | os.PathLike | None = None) -> list[str]:
+    """Every category with a model on the search path (:func:`model_search_path`), sorted."""
+    names = set()
+    for folder in model_search_path(models_dir):
+        if folder.is_dir():
+            names.update(p.name for p in folder.iterdir() if is_model_folder(p))
+    return sorted(names)
+
+
+def find_model(category: str, models_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of ``category``'s model: the first on the search path, so a user's model
+    overrides a shipped one of the same name."""
+    check_category_name(category)
+    search = model_search_path(models_dir)
+    for folder in search:
+        if is_model_folder(folder / category):
+            return folder / category
+    partial = [folder / category for folder in search if (folder / category).is_dir()]
+    if partial:  # more useful than "no model": say what the folder lacks
+        missing = [name for name in FILES if not (partial[0] / name).is_file()]
+        raise GancompError(
+            f"model folder {partial[0]} is incomplete: it lacks {', '.join(missing)}"
+        )
+    have = available_categories(models_dir)
+    where = " or ".join(str(d) for d in search)
+    hint = f"available: {', '.join(have)}" if have else "no models there"
+    raise GancompError(f"no model for category {category!r} in {where} ({hint})")
 
 
 def fingerprint_of(files: dict[str, bytes]) -> str:
@@ -70,8 +149,18 @@ def fingerprint_of(files: dict[str, bytes]) -> str:
 def weights_to_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     # Sorted keys and fixed dtype: the same weights always give the same bytes.
-    np.savez(buf, **{k: np.asarray(arrays[k], np.float32) for k in sorted(arrays)})
+    # Integer arrays (the exact index path) keep their type; floats are float32.
+    np.savez(buf, **{k: _stored(arrays[k]) for k in sorted(arrays)})
     return buf.getvalue()
+
+
+def _stored(a) -> np.ndarray:
+    a = np.asarray(a)
+    return (
+        a.astype(np.int64 if a.dtype == np.int64 else np.int32)
+        if a.dtype.kind in "iu"
+        else a.astype(np.float32)
+    )
 
 
 @dataclass
@@ -111,16 +200,6 @@ def read_model_folder(path: str | os.PathLike) -> ModelFolder:
     return ModelFolder(
         p, config, raw["weights.npz"], raw["tables.npz"], metadata, fingerprint_of(raw)
     )
-
-
-def find_model(category: str, models_dir: str | os.PathLike | None = None) -> Path:
-    d = Path(models_dir) if models_dir else default_models_dir()
-    p = d / category
-    if not (p / "config.json").is_file():
-        have = available_categories(d)
-        hint = f"available: {', '.join(have)}" if have else "no models there"
-        raise GancompError(f"no model for category {category!r} in {d} ({hint})")
-    return p
 
 
 def write_model_folder(

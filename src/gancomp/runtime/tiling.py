@@ -32,12 +32,14 @@ def apply_network(
     scale: tuple[int, int],
     tile: int,
     margin: int,
+    tiled: bool = True,
 ) -> list[np.ndarray]:
     """Run a fully convolutional ``fn`` over arrays of any sizes, deterministically.
 
     Same-shaped arrays are stacked and run in zero-filled chunks of a size that
     depends on the shape only; arrays over the tile threshold run alone in
-    overlapping tiles. Output side = input side * scale[0] / scale[1].
+    overlapping tiles (unless ``tiled`` is false: the hyperprior's small networks
+    see the whole latent). Output side = input side * scale[0] / scale[1].
     """
     num, den = scale
     out: list[np.ndarray | None] = [None] * len(arrays)
@@ -49,7 +51,7 @@ def apply_network(
     tiled: list[tuple[int, list, list]] = []
     for shape, idx in groups.items():
         pixels = shape[0] * shape[1] * max(num, den) ** 2
-        if pixels > TILE_THRESHOLD:
+        if tiled and pixels > TILE_THRESHOLD:
             for i in idx:
                 plan = _tile_plan(shape, tile, margin)
                 pieces: list = [None] * len(plan)

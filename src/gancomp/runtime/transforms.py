@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_PEDESTAL = 2.0**-36  # as in gan.GDN
+from gancomp import architecture
 
 
 def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
@@ -108,69 +108,147 @@ def gdn(x: np.ndarray, beta: np.ndarray, gamma: np.ndarray, inverse: bool) -> np
     return x * np.sqrt(norm) if inverse else x / np.sqrt(norm)
 
 
+class ModelError(ValueError):
+    """A model folder whose architecture or weights the runtime cannot run as described."""
+
+
+def _effective_gdn(beta: np.ndarray, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GDN's reparameterisation (as the training layer applies it), done once at load."""
+    p = np.float32(architecture.GDN_PEDESTAL)
+    beta = np.square(np.maximum(beta, np.sqrt(np.float32(architecture.GDN_BETA_MIN) + p))) - p
+    gamma = np.square(np.maximum(gamma, np.sqrt(p))) - p
+    return beta.astype(np.float32), gamma.astype(np.float32)
+
+
+class Network:
+    """One float transform, interpreted from its op list on exported weights (float32).
+
+    ``weights`` maps names without the transform prefix (``conv0/kernel``) to arrays;
+    every name an op needs must be there with the shape the op implies.
+    """
+
+    def __init__(self, ops: list, weights: dict[str, np.ndarray], in_channels: int, label: str):
+        self.label = label
+        self.steps: list[tuple[str, dict, tuple]] = []
+        self.used: set[str] = set()
+        self.out_channels = self._compile(ops, weights, in_channels, "", self.steps)
+
+    def _take(self, weights: dict, name: str, shape: tuple) -> np.ndarray:
+        if name not in weights:
+            raise ModelError(f"{self.label}: missing weight {name}")
+        a = np.asarray(weights[name])
+        if a.shape != shape:
+            raise ModelError(f"{self.label}: weight {name} has shape {a.shape}, expected {shape}")
+        self.used.add(name)
+        return np.ascontiguousarray(a, np.float32)
+
+    def _compile(self, ops: list, weights: dict, c: int, prefix: str, steps: list) -> int:
+        for op in ops:
+            kind = op.get("op")
+            name = prefix + str(op.get("name", ""))
+            if kind in ("conv2d", "conv2d_transpose"):
+                k, f = int(op["kernel"]), int(op["filters"])
+                shape = (k, k, c, f) if kind == "conv2d" else (k, k, f, c)
+                kernel = self._take(weights, f"{name}/kernel", shape)
+                bias = self._take(weights, f"{name}/bias", (f,))
+                steps.append((kind, op, (kernel, bias, int(op["stride"]))))
+                c = f
+            elif kind == "gdn":
+                beta = self._take(weights, f"{name}/beta", (c,))
+                gamma = self._take(weights, f"{name}/gamma", (c, c))
+                steps.append((kind, op, (*_effective_gdn(beta, gamma), bool(op["inverse"]))))
+            elif kind == "leaky_relu":
+                steps.append((kind, op, (np.float32(op["slope"]),)))
+            elif kind == "add_constant":
+                steps.append((kind, op, (np.float32(op["value"]),)))
+            elif kind == "residual":
+                body: list = []
+                if self._compile(op["body"], weights, c, name + "/", body) != c:
+                    raise ModelError(f"{self.label}: residual {name} changes the channel count")
+                steps.append((kind, op, (body,)))
+            else:
+                raise ModelError(f"{self.label}: unknown op {kind!r} (a newer gancomp wrote it?)")
+        return c
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return _run(self.steps, np.ascontiguousarray(x, np.float32))
+
+
+def _run(steps: list, x: np.ndarray) -> np.ndarray:
+    for kind, _, a in steps:
+        if kind == "conv2d":
+            x = conv2d(x, a[0], a[1], a[2])
+        elif kind == "conv2d_transpose":
+            x = conv2d_transpose(x, a[0], a[1], a[2])
+        elif kind == "gdn":
+            x = gdn(x, a[0], a[1], a[2])
+        elif kind == "leaky_relu":
+            x = np.maximum(x, a[0] * x)
+        elif kind == "add_constant":
+            x = x + a[0]
+        elif kind == "residual":
+            x = x + _run(a[0], x)
+    return x
+
+
+def architecture_of(config: dict) -> dict:
+    """The model's architecture description; models exported without one get version 1's."""
+    arch = config.get("architecture")
+    if arch is None:
+        return architecture.describe(config)
+    if arch.get("version") != architecture.ARCHITECTURE_VERSION:
+        raise ModelError(
+            f"architecture version {arch.get('version')} is not supported by this gancomp "
+            f"(runs version {architecture.ARCHITECTURE_VERSION}); upgrade gancomp"
+        )
+    return arch
+
+
+def _strip(weights: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {k[len(prefix) + 1 :]: v for k, v in weights.items() if k.startswith(prefix + "/")}
+
+
 class Transforms:
-    """E and G of one model folder, from its weight dictionary and config."""
+    """Every transform of one model folder (E, G, and the hyperprior's), from its description.
+
+    Unknown or missing weights, wrong shapes, unknown ops or architecture versions
+    raise :class:`ModelError`: a model is never run other than as described.
+    """
 
     def __init__(self, weights: dict[str, np.ndarray], config: dict):
-        self.num_down = int(config["num_down"])
+        arch = architecture_of(config)
         self.latent_channels = int(config["latent_channels"])
-        self.w: dict[str, np.ndarray] = {}
-        p = np.float32(_PEDESTAL)
-        for key, value in weights.items():
-            if not key.startswith(("gancodec/encoder/", "gancodec/generator/")):
-                continue
-            v = np.asarray(value, np.float32)
-            # Same reparameterisation as gan.GDN.call, done once at load time.
-            if key.endswith("/beta"):
-                v = np.square(np.maximum(v, np.sqrt(np.float32(1e-6) + p))) - p
-            elif key.endswith("/gamma"):
-                v = np.square(np.maximum(v, np.sqrt(p))) - p
-            self.w[key.split("/", 1)[1]] = np.ascontiguousarray(v, np.float32)
-        self._check()
+        self.hyperprior = config.get("entropy_model", "factorized") == "hyperprior"
+        used = set(architecture.GAIN_WEIGHTS)
+        prefixes = architecture.PREFIXES
 
-    def _names(self) -> list[str]:
-        names = []
-        for i in range(self.num_down):
-            names += [f"encoder/conv{i}/kernel", f"encoder/conv{i}/bias"]
-            if i < self.num_down - 1:
-                names += [f"encoder/gdn{i}/beta", f"encoder/gdn{i}/gamma"]
-            names += [f"generator/igdn{i}/beta", f"generator/igdn{i}/gamma"]
-            names += [f"generator/deconv{i}/kernel", f"generator/deconv{i}/bias"]
-        for layer in ("head", "res0/c1", "res0/c2"):
-            names += [f"generator/{layer}/kernel", f"generator/{layer}/bias"]
-        return names
+        def build(transform: str, in_channels: int, expect_out: int | None) -> Network:
+            if transform not in arch:
+                raise ModelError(f"the architecture has no {transform} transform")
+            prefix = prefixes[transform]
+            net = Network(arch[transform], _strip(weights, prefix), in_channels, transform)
+            used.update(f"{prefix}/{n}" for n in net.used)
+            if expect_out is not None and net.out_channels != expect_out:
+                raise ModelError(
+                    f"{transform} gives {net.out_channels} channels, expected {expect_out}"
+                )
+            return net
 
-    def _check(self) -> None:
-        missing = [n for n in self._names() if n not in self.w]
-        if missing:
-            raise KeyError(f"gancodec/{missing[0]}")
-        if self.w[f"encoder/conv{self.num_down - 1}/kernel"].shape[-1] != self.latent_channels:
-            raise KeyError("encoder output channels")
-        if self.w["generator/head/kernel"].shape[2] != self.latent_channels:
-            raise KeyError("generator input channels")
+        m = self.latent_channels
+        self.analysis = build("analysis", 3, m)
+        self.synthesis = build("synthesis", m, 3)
+        if self.hyperprior:
+            from gancomp.runtime.index_path import ScaleIndexNetwork
 
-    def _conv(self, x: np.ndarray, name: str, stride: int = 1) -> np.ndarray:
-        return conv2d(x, self.w[name + "/kernel"], self.w[name + "/bias"], stride)
-
-    def analysis(self, x: np.ndarray) -> np.ndarray:
-        """Image batch (N, H, W, 3) float32 in [0, 1] -> latents y (unquantized)."""
-        x = np.ascontiguousarray(x, np.float32)
-        for i in range(self.num_down):
-            x = self._conv(x, f"encoder/conv{i}", stride=2)
-            if i < self.num_down - 1:
-                x = gdn(x, self.w[f"encoder/gdn{i}/beta"], self.w[f"encoder/gdn{i}/gamma"], False)
-        return x
-
-    def synthesis(self, y: np.ndarray) -> np.ndarray:
-        """Dequantized latents (N, h, w, M) float32 -> images in about [0, 1]."""
-        x = self._conv(np.ascontiguousarray(y, np.float32), "generator/head")
-        r = self._conv(x, "generator/res0/c1")
-        r = np.maximum(r, np.float32(0.2) * r)  # leaky ReLU, slope 0.2
-        x = x + self._conv(r, "generator/res0/c2")
-        for i in range(self.num_down):
-            w = self.w
-            x = gdn(x, w[f"generator/igdn{i}/beta"], w[f"generator/igdn{i}/gamma"], True)
-            x = conv2d_transpose(
-                x, w[f"generator/deconv{i}/kernel"], w[f"generator/deconv{i}/bias"]
+            self.hyper_analysis = build("hyper_analysis", m, None)
+            z_channels = self.hyper_analysis.out_channels
+            self.hyper_mean = build("hyper_synthesis_mean", z_channels, m)
+            prefix = prefixes["hyper_synthesis_scale"]
+            self.scale_index = ScaleIndexNetwork.from_ops(
+                arch["hyper_synthesis_scale"], _strip(weights, prefix), z_channels, m
             )
-        return x + np.float32(0.5)
+            used.update(f"{prefix}/{n}" for n in self.scale_index.used)
+            self.hyper_down = sum(1 for op in arch["hyper_analysis"] if op.get("stride", 1) == 2)
+        unknown = sorted(set(weights) - used)
+        if unknown:
+            raise ModelError(f"unknown weight {unknown[0]} (not used by the architecture)")

@@ -1,4 +1,4 @@
-"""The mean-scale hyperprior's layers: hyper-analysis, hyper-synthesis, the integer scale path.
+"""The mean-scale hyperprior's training pieces: integer layers and the Gaussian likelihood.
 
 Minnen, Balle, Toderici, "Joint Autoregressive and Hierarchical Priors for
 Learned Image Compression" (NeurIPS 2018), mean-scale variant without the
@@ -19,6 +19,8 @@ import tensorflow as tf
 
 from gancomp.coding import hyperprior_spec as spec
 
+LIKELIHOOD_BOUND = 2.0**-20  # = 1 / 2**entropy.SCALE_PRECISION
+
 # Scales start near 2 (index 24), about where a trained latent's spread lies.
 INITIAL_INDEX = 24.0
 
@@ -26,44 +28,6 @@ INITIAL_INDEX = 24.0
 def _ste(x, quantized):
     """``quantized`` forward, identity gradient."""
     return x + tf.stop_gradient(quantized - x)
-
-
-class HyperAnalysis(keras.layers.Layer):
-    """h_a: scaled latent y (stride s) -> hyper-latent z (stride s * 2**hyper_down)."""
-
-    def __init__(self, channels: int, down: int, **kwargs):
-        super().__init__(**kwargs)
-        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", name="conv0")]
-        for i in range(down):
-            self.convs.append(
-                keras.layers.Conv2D(channels, 5, strides=2, padding="same", name=f"conv{i + 1}")
-            )
-
-    def call(self, y):
-        x = y
-        for i, conv in enumerate(self.convs):
-            x = conv(x)
-            if i < len(self.convs) - 1:
-                x = tf.nn.leaky_relu(x, 0.2)
-        return x
-
-
-class HyperSynthesisMean(keras.layers.Layer):
-    """Mean branch of h_s: decoded z -> mean of every element of y (float; pixels only)."""
-
-    def __init__(self, channels: int, latent_channels: int, down: int, **kwargs):
-        super().__init__(**kwargs)
-        self.deconvs = [
-            keras.layers.Conv2DTranspose(channels, 5, strides=2, padding="same", name=f"deconv{i}")
-            for i in range(down)
-        ]
-        self.out = keras.layers.Conv2D(latent_channels, 3, padding="same", name="out")
-
-    def call(self, z_hat):
-        x = z_hat
-        for deconv in self.deconvs:
-            x = tf.nn.leaky_relu(deconv(x), 0.2)
-        return self.out(x)
 
 
 class IntegerConv(keras.layers.Layer):
@@ -96,6 +60,26 @@ class IntegerConv(keras.layers.Layer):
         self.transpose = transpose
         self.straight_through_clamp = straight_through_clamp
         self.bias_init = bias_init
+        # The bias variable holds bias / bias_scale: a larger scale makes the optimizer's
+        # steps larger in output units (the index layer's output spans 64 indexes).
+        self.bias_scale = 1.0
+
+    @classmethod
+    def from_op(cls, op: dict) -> IntegerConv:
+        """The layer of an ``integer_conv2d[_transpose]`` op; the index output (output_bits 0)
+        clamps with a straight-through gradient and starts at INITIAL_INDEX."""
+        index_output = op["output_bits"] == 0
+        return cls(
+            op["filters"],
+            op["kernel"],
+            op["input_bits"],
+            op["output_bits"],
+            op["out_max"],
+            transpose=op["op"] == "integer_conv2d_transpose",
+            straight_through_clamp=index_output,
+            bias_init=INITIAL_INDEX if index_output else 0.0,
+            name=op["name"],
+        )
 
     def build(self, input_shape):
         cin = int(input_shape[-1])
@@ -108,7 +92,16 @@ class IntegerConv(keras.layers.Layer):
         self.bias = self.add_weight(
             name="bias",
             shape=(self.filters,),
-            initializer=keras.initializers.Constant(self.bias_init),
+            initializer=keras.initializers.Constant(self.bias_init / self.bias_scale),
+        )
+
+    def load_integers(self, kernel_int: np.ndarray, bias_int: np.ndarray) -> None:
+        """Set the float weights that quantize to these exported integers."""
+        self.kernel.assign(np.asarray(kernel_int, np.float32) / 2.0**spec.WEIGHT_BITS)
+        self.bias.assign(
+            np.asarray(bias_int, np.float64)
+            / 2.0 ** (spec.WEIGHT_BITS + self.input_bits)
+            / self.bias_scale
         )
 
     def integer_weights(self):
@@ -117,7 +110,7 @@ class IntegerConv(keras.layers.Layer):
             self.kernel * 2.0**spec.WEIGHT_BITS, -spec.WEIGHT_LIMIT, spec.WEIGHT_LIMIT
         )
         b = tf.clip_by_value(
-            self.bias * 2.0 ** (spec.WEIGHT_BITS + self.input_bits),
+            self.bias * (self.bias_scale * 2.0 ** (spec.WEIGHT_BITS + self.input_bits)),
             -spec.BIAS_LIMIT,
             spec.BIAS_LIMIT,
         )
@@ -140,46 +133,15 @@ class IntegerConv(keras.layers.Layer):
         return tf.clip_by_value(q, 0.0, float(self.out_max))
 
 
-class HyperSynthesisScale(keras.layers.Layer):
-    """Scale branch of h_s, an integer network: decoded z -> scale index of every element."""
-
-    def __init__(self, channels: int, latent_channels: int, down: int, **kwargs):
-        super().__init__(**kwargs)
-        a_bits, a_max = spec.ACTIVATION_BITS, spec.ACTIVATION_MAX
-        self.layers_ = []
-        in_bits = 0  # z enters as plain integers
-        for i in range(down):
-            self.layers_.append(
-                IntegerConv(channels, 5, in_bits, a_bits, a_max, transpose=True, name=f"ideconv{i}")
-            )
-            in_bits = a_bits
-        self.layers_.append(
-            IntegerConv(
-                latent_channels,
-                3,
-                in_bits,
-                0,
-                spec.SCALE_COUNT - 1,
-                straight_through_clamp=True,
-                bias_init=INITIAL_INDEX,
-                name="iout",
-            )
-        )
-
-    def call(self, z_hat):
-        x = tf.clip_by_value(z_hat, -float(spec.Z_LIMIT), float(spec.Z_LIMIT))
-        for layer in self.layers_:
-            x = layer(x)
-        return x  # integer-valued scale index (straight-through gradient)
-
-
 def gaussian_likelihood(v, scale):
     """P(v - 1/2 < Y < v + 1/2) for Y ~ N(0, scale), evaluated in the accurate tail."""
     v = tf.abs(v)
     inv = 1.0 / (scale * np.sqrt(2.0))
     upper = 0.5 * tf.math.erfc((v - 0.5) * inv)
     lower = 0.5 * tf.math.erfc((v + 0.5) * inv)
-    return tf.maximum(upper - lower, 1e-9)
+    # Bounded below by the smallest probability a frozen scale table can give a bin, so the
+    # loss charges a far outlier what the coder charges it, not an unbounded amount.
+    return tf.maximum(upper - lower, LIKELIHOOD_BOUND)
 
 
 def scale_of_index(index):
@@ -193,14 +155,4 @@ def integer_layer_arrays(layer: IntegerConv, prefix: str) -> dict[str, np.ndarra
     return {
         f"{prefix}/kernel_int": np.asarray(w.numpy(), np.int32),
         f"{prefix}/bias_int": np.asarray(b.numpy(), np.int64),
-        f"{prefix}/shift": np.array(layer.shift, np.int32),
-        f"{prefix}/out_max": np.array(layer.out_max, np.int32),
-        f"{prefix}/transpose": np.array(int(layer.transpose), np.int32),
     }
-
-
-def scale_network_arrays(net: HyperSynthesisScale, prefix: str) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for layer in net.layers_:
-        out.update(integer_layer_arrays(layer, f"{prefix}/{layer.name}"))
-    return out

@@ -35,6 +35,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gancomp import architecture
+
 
 @dataclass
 class ModelConfig:
@@ -54,6 +56,9 @@ class ModelConfig:
     entropy_model: str = "factorized"
     hyper_channels: int = 128  # channels of z and of h_a / h_s
     hyper_down: int = 2  # stride-2 stages of h_a: z has stride * 2**hyper_down
+    # Training-only: the scale-index layer's bias moves this many indexes per unit of its
+    # variable (configs written before it existed trained with 1).
+    index_bias_scale: float = 16.0
     lambdas: tuple[float, ...] = field(
         default_factory=lambda: tuple(float(v) for v in np.geomspace(0.002, 0.2, 8))
     )
@@ -79,6 +84,7 @@ class ModelConfig:
         for k in ("density_filters", "lambdas"):
             if k in kw:
                 kw[k] = tuple(kw[k])
+        kw.setdefault("index_bias_scale", 1.0)
         cfg = cls(**kw)
         if cfg.entropy_model not in ("factorized", "hyperprior"):
             raise ValueError(f"unknown entropy model {cfg.entropy_model!r}")
@@ -94,7 +100,7 @@ class GDN(keras.layers.Layer):
     squaring, with the small pedestal of the original paper for stable gradients.
     """
 
-    _pedestal = 2.0**-36
+    _pedestal = architecture.GDN_PEDESTAL
 
     def __init__(self, inverse: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -114,7 +120,7 @@ class GDN(keras.layers.Layer):
 
     def call(self, x):
         p = self._pedestal
-        beta = tf.square(tf.maximum(self.beta, np.sqrt(1e-6 + p))) - p
+        beta = tf.square(tf.maximum(self.beta, np.sqrt(architecture.GDN_BETA_MIN + p))) - p
         gamma = tf.square(tf.maximum(self.gamma, np.sqrt(p))) - p
         norm = tf.tensordot(tf.square(x), gamma, axes=[[3], [0]]) + beta
         return x * tf.sqrt(norm) if self.inverse else x * tf.math.rsqrt(norm)
@@ -123,75 +129,67 @@ class GDN(keras.layers.Layer):
         return {**super().get_config(), "inverse": self.inverse}
 
 
-class Encoder(keras.layers.Layer):
-    """Analysis transform E: image -> latent y.
+class OpNetwork(keras.layers.Layer):
+    """A transform built from its op list (:mod:`gancomp.architecture`).
 
-    GDN rather than residual blocks: at this size it gives most of the
-    decorrelation for a fraction of the compute, which is what a 2-core CPU
-    can train in hours.
+    The same list is exported with the model and run by the NumPy runtime, so the
+    network is defined once. Sub-layers carry the ops' names, which makes the weight
+    names ``<transform>/<name>/kernel`` and so on.
     """
 
-    def __init__(self, cfg: ModelConfig, **kwargs):
+    def __init__(self, ops: list, **kwargs):
         super().__init__(**kwargs)
-        self.stages = []
-        for i in range(cfg.num_down):
-            last = i == cfg.num_down - 1
-            self.stages.append(
-                keras.layers.Conv2D(
-                    cfg.latent_channels if last else cfg.channels,
-                    cfg.kernel_size,
-                    strides=2,
-                    padding="same",
-                    use_bias=True,
-                    name=f"conv{i}",
-                )
-            )
-            if not last:
-                self.stages.append(GDN(name=f"gdn{i}"))
+        self.ops = [dict(op) for op in ops]
+        self.sublayers = []  # tracked by Keras, in op order (the weights' order)
+        self._layer_index: list[int | None] = []
+        for op in self.ops:
+            layer = _layer_for(op)
+            if layer is not None:
+                self.sublayers.append(layer)
+            self._layer_index.append(None if layer is None else len(self.sublayers) - 1)
 
     def call(self, x):
-        for layer in self.stages:
-            x = layer(x)
+        for op, index in zip(self.ops, self._layer_index):
+            kind = op["op"]
+            if index is not None:
+                x = self.sublayers[index](x)
+            elif kind == "leaky_relu":
+                x = tf.nn.leaky_relu(x, op["slope"])
+            elif kind == "add_constant":
+                x = x + op["value"]
+            elif kind == "clip":
+                x = tf.clip_by_value(x, -float(op["limit"]), float(op["limit"]))
+            else:
+                raise ValueError(f"op {kind!r} has no Keras layer")
         return x
 
 
-class ResBlock(keras.layers.Layer):
-    def __init__(self, channels: int, **kwargs):
-        super().__init__(**kwargs)
-        self.c1 = keras.layers.Conv2D(channels, 3, padding="same", name="c1")
-        self.c2 = keras.layers.Conv2D(channels, 3, padding="same", name="c2")
+class Residual(OpNetwork):
+    """x + body(x): the ``residual`` op."""
 
     def call(self, x):
-        return x + self.c2(tf.nn.leaky_relu(self.c1(x), 0.2))
+        return x + super().call(x)
 
 
-class Generator(keras.layers.Layer):
-    """Synthesis transform G: dequantized latent -> image in [0, 1]."""
+def _layer_for(op: dict):
+    kind = op["op"]
+    if kind == "conv2d":
+        return keras.layers.Conv2D(
+            op["filters"], op["kernel"], strides=op["stride"], padding="same", name=op["name"]
+        )
+    if kind == "conv2d_transpose":
+        return keras.layers.Conv2DTranspose(
+            op["filters"], op["kernel"], strides=op["stride"], padding="same", name=op["name"]
+        )
+    if kind == "gdn":
+        return GDN(inverse=op["inverse"], name=op["name"])
+    if kind == "residual":
+        return Residual(op["body"], name=op["name"])
+    if kind in ("integer_conv2d", "integer_conv2d_transpose"):
+        from gancomp.training.hyperprior import IntegerConv
 
-    def __init__(self, cfg: ModelConfig, **kwargs):
-        super().__init__(**kwargs)
-        self.head = keras.layers.Conv2D(cfg.channels, 3, padding="same", name="head")
-        self.res = ResBlock(cfg.channels, name="res0")
-        self.stages = []
-        for i in range(cfg.num_down):
-            last = i == cfg.num_down - 1
-            self.stages.append(GDN(inverse=True, name=f"igdn{i}"))
-            self.stages.append(
-                keras.layers.Conv2DTranspose(
-                    3 if last else cfg.channels,
-                    cfg.kernel_size,
-                    strides=2,
-                    padding="same",
-                    name=f"deconv{i}",
-                )
-            )
-
-    def call(self, y):
-        x = self.res(self.head(y))
-        for layer in self.stages:
-            x = layer(x)
-        # Offset so an untrained generator starts at mid-grey.
-        return x + 0.5
+        return IntegerConv.from_op(op)
+    return None
 
 
 class FactorizedDensity(keras.layers.Layer):
@@ -330,16 +328,16 @@ class GANModel(keras.Model):
     def __init__(self, cfg: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self.cfg = cfg
-        self.encoder = Encoder(cfg, name="encoder")
-        self.generator = Generator(cfg, name="generator")
+        arch = architecture.describe(dataclasses.asdict(cfg))
+        self.architecture = arch
+        self.encoder = OpNetwork(arch["analysis"], name="encoder")
+        self.generator = OpNetwork(arch["synthesis"], name="generator")
         self.hyperprior = cfg.entropy_model == "hyperprior"
         if self.hyperprior:
-            from gancomp.training import hyperprior as hp
-
-            hc, m, down = cfg.hyper_channels, cfg.latent_channels, cfg.hyper_down
-            self.h_a = hp.HyperAnalysis(hc, down, name="h_a")
-            self.h_s_mean = hp.HyperSynthesisMean(hc, m, down, name="h_s_mean")
-            self.h_s_scale = hp.HyperSynthesisScale(hc, m, down, name="h_s_scale")
+            self.h_a = OpNetwork(arch["hyper_analysis"], name="h_a")
+            self.h_s_mean = OpNetwork(arch["hyper_synthesis_mean"], name="h_s_mean")
+            self.h_s_scale = OpNetwork(arch["hyper_synthesis_scale"], name="h_s_scale")
+            self.h_s_scale.sublayers[-1].bias_scale = cfg.index_bias_scale
             # The factorized density then models z, one density per level and z channel.
             self.density = FactorizedDensity(cfg, channels=cfg.hyper_channels, name="density")
         else:

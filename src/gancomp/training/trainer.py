@@ -58,6 +58,9 @@ class TrainSettings:
     log_dir: str | None = None
     resume: bool = False
     init_from: str | None = None  # an exported model folder whose E, G and gains start the run
+    entropy_model: str | None = (
+        None  # "factorized" / "hyperprior"; default: the source's, else factorized
+    )
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -144,6 +147,10 @@ class Trainer:
 
             src = read_model_folder(s.init_from)
             cfg_dict = {**src.config, "category": s.category}
+            if s.entropy_model:
+                # E and G of a factorized model can start a hyperprior one: h_a and h_s
+                # then start fresh.
+                cfg_dict["entropy_model"] = s.entropy_model
             if s.lambdas:
                 cfg_dict["lambdas"] = [float(v) for v in s.lambdas]
                 cfg_dict["levels"] = len(cfg_dict["lambdas"])
@@ -156,14 +163,16 @@ class Trainer:
                 "channels": s.channels or 96,
                 "latent_channels": s.latent_channels or 128,
             }
+            if s.entropy_model:
+                kw["entropy_model"] = s.entropy_model
             kw.update(s.extra.get("config", {}))
             if s.lambdas:
                 kw["lambdas"] = tuple(float(v) for v in s.lambdas)
                 kw["levels"] = len(kw["lambdas"])
             self.cfg = ModelConfig(**kw)
-        if patch % self.cfg.stride:
+        if patch % self.cfg.total_stride:
             raise InputError(
-                f"--patch-size {patch} must be a multiple of the stride {self.cfg.stride}"
+                f"--patch-size {patch} must be a multiple of the stride {self.cfg.total_stride}"
             )
         if s.beta is None:
             s.beta = DEFAULT_BETA
@@ -187,11 +196,7 @@ class Trainer:
             # optimizer of their own lets the rate term follow the transforms.
             self.opt_p = keras.optimizers.Adam(learning_rate=s.lr * s.density_lr_factor)
             self.opt_d = keras.optimizers.Adam(learning_rate=s.disc_lr, beta_1=0.5)
-            self.g_vars = (
-                self.model.encoder.trainable_weights
-                + self.model.generator.trainable_weights
-                + [self.model.log_gain, self.model.log_inv_gain]
-            )
+            self.g_vars = self.model.transform_weights()
             self.p_vars = self.model.density.trainable_weights
             self.d_vars = self.model.discriminator.trainable_weights
             self.opt_g.build(self.g_vars)
@@ -206,23 +211,35 @@ class Trainer:
         self._build_steps()
 
     def _load_init_weights(self) -> None:
+        """E, G and gains must all be in the source; the hyperprior's layers are taken when
+        there (a hyperprior source) and start fresh otherwise (a factorized source)."""
         import io
 
+        model = self.model
         with np.load(io.BytesIO(self._init_weights)) as z:
-            targets = {v.path: v for v in inference_weights_vars(self.model)}
-            missing = sorted(set(targets) - set(z.files))
-            if missing:
+            stored = {k: z[k] for k in z.files}
+        targets = {v.path: v for v in inference_weights_vars(model)}
+        integer_layers = list(model.h_s_scale.sublayers) if model.hyperprior else []
+        if model.hyperprior and "gancodec/h_a/conv0/kernel" not in stored:
+            hyper = tuple(architecture_prefixes_of_hyperprior())
+            targets = {k: v for k, v in targets.items() if not k.startswith(hyper)}
+            integer_layers = []
+        missing = sorted(set(targets) - set(stored))
+        if missing:
+            raise InputError(
+                f"--init-from {self.s.init_from}: the model lacks {len(missing)} weights "
+                f"of this architecture (first: {missing[0]})"
+            )
+        for name, v in targets.items():
+            if tuple(stored[name].shape) != tuple(v.shape):
                 raise InputError(
-                    f"--init-from {self.s.init_from}: the model lacks {len(missing)} weights "
-                    f"of this architecture (first: {missing[0]})"
+                    f"--init-from {self.s.init_from}: weight {name} has shape "
+                    f"{stored[name].shape}, this architecture needs {tuple(v.shape)}"
                 )
-            for name, v in targets.items():
-                if tuple(z[name].shape) != tuple(v.shape):
-                    raise InputError(
-                        f"--init-from {self.s.init_from}: weight {name} has shape "
-                        f"{z[name].shape}, this architecture needs {tuple(v.shape)}"
-                    )
-                v.assign(z[name])
+            v.assign(stored[name])
+        for layer in integer_layers:
+            base = layer.kernel.path.rsplit("/", 1)[0]
+            layer.load_integers(stored[f"{base}/kernel_int"], stored[f"{base}/bias_int"])
 
     # -- the two compiled steps -------------------------------------------------
     def _build_steps(self) -> None:
@@ -233,7 +250,12 @@ class Trainer:
 
         def rd_terms(x, out, levels):
             px = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-            bits = -tf.reduce_sum(tf.math.log(out["likelihoods"]), axis=[1, 2, 3]) / math.log(2)
+            bits = tf.add_n(
+                [
+                    -tf.reduce_sum(tf.math.log(lik), axis=[1, 2, 3]) / math.log(2)
+                    for lik in out["likelihoods"].values()
+                ]
+            )
             bpp = bits / px
             mse = tf.reduce_mean(tf.square((out["x_hat"] - x) * 255.0), axis=[1, 2, 3])
             return bpp, mse, tf.gather(self.lambdas, levels)
@@ -439,11 +461,10 @@ class Trainer:
         return inference_weights(self.model)
 
     def export(self, elapsed: float, steps_run: int, stats: dict, writer=None) -> dict:
-        from gancomp.coding.entropy import build_tables
         from gancomp.runtime.models import write_model_folder
 
         s = self.s
-        tables = build_tables(self.model.density)
+        config_json, weights, tables = export_files(self.model)
         meta = {
             "category": self.cfg.category,
             "training": {
@@ -459,14 +480,7 @@ class Trainer:
                 "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             },
         }
-        fp = write_model_folder(
-            self.out,
-            self.cfg.to_json(),
-            self.inference_weights(),
-            tables.to_bytes(),
-            meta,
-            force=s.resume,
-        )
+        fp = write_model_folder(self.out, config_json, weights, tables, meta, force=s.resume)
         result = {"output": str(self.out), "fingerprint": fp, "steps": self.step}
         if self.val_set is not None:
             from gancomp.evaluation.roundtrip import evaluate_model
@@ -489,13 +503,49 @@ def _raise_interrupt(*_args) -> None:
     raise KeyboardInterrupt
 
 
+def architecture_prefixes_of_hyperprior() -> list[str]:
+    from gancomp.architecture import PREFIXES
+
+    return [
+        PREFIXES[t] + "/"
+        for t in ("hyper_analysis", "hyper_synthesis_mean", "hyper_synthesis_scale")
+    ]
+
+
 def inference_weights_vars(model) -> list:
-    """The variables a model folder ships: E, G and the gain vectors (not D, not densities)."""
-    return model.encoder.weights + model.generator.weights + [model.log_gain, model.log_inv_gain]
+    """The float variables a model folder ships: E, G, the gain vectors and, with a
+    hyperprior, h_a and h_s's mean branch (not D, not the densities; h_s's scale branch
+    ships as integers, see :func:`inference_weights`)."""
+    vs = model.encoder.weights + model.generator.weights + [model.log_gain, model.log_inv_gain]
+    if model.hyperprior:
+        vs += model.h_a.weights + model.h_s_mean.weights
+    return vs
 
 
 def inference_weights(model) -> dict[str, np.ndarray]:
-    return {v.path: np.asarray(v.numpy()) for v in inference_weights_vars(model)}
+    weights = {v.path: np.asarray(v.numpy()) for v in inference_weights_vars(model)}
+    if model.hyperprior:
+        from gancomp.training.hyperprior import integer_layer_arrays
+
+        for layer in model.h_s_scale.sublayers:
+            weights.update(integer_layer_arrays(layer, layer.kernel.path.rsplit("/", 1)[0]))
+    return weights
+
+
+def export_files(model) -> tuple[str, dict[str, np.ndarray], bytes]:
+    """config.json (with the architecture description), weights and tables.npz of a model."""
+    from gancomp.coding import hyperprior_spec
+    from gancomp.coding.entropy import build_tables, gaussian_scale_tables, pack_tables
+
+    config = json.loads(model.cfg.to_json())
+    config["architecture"] = model.architecture
+    density_tables = build_tables(model.density)
+    if model.hyperprior:
+        scale_tables = gaussian_scale_tables(hyperprior_spec.scale_table())
+        tables = pack_tables({"z": density_tables, "scale": scale_tables})
+    else:
+        tables = pack_tables({"": density_tables})
+    return json.dumps(config, sort_keys=True, indent=2), inference_weights(model), tables
 
 
 def init_model_folder(cfg, out: str | os.PathLike, seed: int = 0, force: bool = False) -> str:
@@ -504,17 +554,15 @@ def init_model_folder(cfg, out: str | os.PathLike, seed: int = 0, force: bool = 
     Useful to test the whole pipeline before any training has run.
     """
     tf = _import_tf()
-    from gancomp.coding.entropy import build_tables
     from gancomp.runtime.models import write_model_folder
     from gancomp.training.model import GANModel
 
     tf.random.set_seed(seed)
     model = GANModel(cfg, name="gancodec")
     model.build_all()
-    weights = inference_weights(model)
-    tables = build_tables(model.density)
+    config_json, weights, tables = export_files(model)
     meta = {"category": cfg.category, "training": None, "note": "untrained"}
-    return write_model_folder(out, cfg.to_json(), weights, tables.to_bytes(), meta, force=force)
+    return write_model_folder(out, config_json, weights, tables, meta, force=force)
 
 
 def train(settings: TrainSettings) -> dict:

@@ -1,0 +1,191 @@
+"""The network, defined once: every transform of a model as an ordered list of ops.
+
+The training model (:mod:`gancomp.training.model`, Keras) builds its layers from
+these lists, and export writes them into the model folder's ``config.json``
+(``"architecture"``), where the NumPy runtime (:mod:`gancomp.runtime.network`)
+interprets them with its own kernels. So the topology, the layer names (and
+with them the weight names), the activation slopes and constants exist in this
+file only. A runtime that meets an op kind or architecture version it does not
+know refuses the model with a one-line error instead of computing something else.
+
+Ops (``name`` is the layer's weight prefix inside its transform)::
+
+    conv2d            name, filters, kernel, stride       "same" padding, bias
+    conv2d_transpose  name, filters, kernel, stride       Keras "same" padding, bias
+    gdn               name, inverse                       GDN / IGDN (Balle et al. 2016)
+    leaky_relu        slope
+    residual          name, body                          x + body(x)
+    add_constant      value
+    clip              limit                               clip to [-limit, limit]
+    integer_conv2d, integer_conv2d_transpose
+                      name, filters, kernel, input_bits, output_bits, out_max
+                      exact integer layer of the scale-index path
+                      (see gancomp.coding.hyperprior_spec)
+
+Architecture version 1 is the transforms of gancomp 0.1 (GDN encoder, generator with
+one residual block) plus, for ``entropy_model == "hyperprior"``, h_a and both h_s
+branches. Model folders exported before descriptions existed carry none; their
+config implies version 1 and :func:`describe` rebuilds the same lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gancomp.coding import hyperprior_spec as spec
+
+ARCHITECTURE_VERSION = 1
+KNOWN_OPS = frozenset(
+    {
+        "conv2d",
+        "conv2d_transpose",
+        "gdn",
+        "leaky_relu",
+        "residual",
+        "add_constant",
+        "clip",
+        "integer_conv2d",
+        "integer_conv2d_transpose",
+    }
+)
+#: GDN's reparameterisation constants (Balle et al. 2016): beta >= BETA_MIN, a pedestal
+#: keeps the squared parameters' gradients alive.
+GDN_PEDESTAL = 2.0**-36
+GDN_BETA_MIN = 1e-6
+LEAKY_SLOPE = 0.2
+
+Op = dict[str, Any]
+
+
+def _conv(name: str, filters: int, kernel: int, stride: int = 1) -> Op:
+    return {"op": "conv2d", "name": name, "filters": filters, "kernel": kernel, "stride": stride}
+
+
+def _deconv(name: str, filters: int, kernel: int, stride: int = 2) -> Op:
+    return {
+        "op": "conv2d_transpose",
+        "name": name,
+        "filters": filters,
+        "kernel": kernel,
+        "stride": stride,
+    }
+
+
+def _leaky() -> Op:
+    return {"op": "leaky_relu", "slope": LEAKY_SLOPE}
+
+
+def analysis(c: dict) -> list[Op]:
+    """E: image in [0, 1] -> latent y (stride 2**num_down)."""
+    ops: list[Op] = []
+    for i in range(c["num_down"]):
+        last = i == c["num_down"] - 1
+        width = c["latent_channels"] if last else c["channels"]
+        ops.append(_conv(f"conv{i}", width, c["kernel_size"], 2))
+        if not last:
+            ops.append({"op": "gdn", "name": f"gdn{i}", "inverse": False})
+    return ops
+
+
+def synthesis(c: dict) -> list[Op]:
+    """G: dequantized latent -> image in about [0, 1]."""
+    ch = c["channels"]
+    ops: list[Op] = [
+        _conv("head", ch, 3),
+        {
+            "op": "residual",
+            "name": "res0",
+            "body": [_conv("c1", ch, 3), _leaky(), _conv("c2", ch, 3)],
+        },
+    ]
+    for i in range(c["num_down"]):
+        last = i == c["num_down"] - 1
+        ops.append({"op": "gdn", "name": f"igdn{i}", "inverse": True})
+        ops.append(_deconv(f"deconv{i}", 3 if last else ch, c["kernel_size"]))
+    # Offset so an untrained generator starts at mid-grey.
+    ops.append({"op": "add_constant", "value": 0.5})
+    return ops
+
+
+def hyper_analysis(c: dict) -> list[Op]:
+    """h_a: scaled latent y -> hyper-latent z (stride 2**hyper_down more)."""
+    hc = c["hyper_channels"]
+    ops: list[Op] = [_conv("conv0", hc, 3)]
+    for i in range(c["hyper_down"]):
+        ops += [_leaky(), _conv(f"conv{i + 1}", hc, 5, 2)]
+    return ops
+
+
+def hyper_synthesis_mean(c: dict) -> list[Op]:
+    """h_s, mean branch: decoded z -> mean of every element of y (float: pixels only)."""
+    ops: list[Op] = []
+    for i in range(c["hyper_down"]):
+        ops += [_deconv(f"deconv{i}", c["hyper_channels"], 5), _leaky()]
+    ops.append(_conv("out", c["latent_channels"], 3))
+    return ops
+
+
+def hyper_synthesis_scale(c: dict) -> list[Op]:
+    """h_s, scale branch: decoded z -> scale-table index of every element of y (exact)."""
+    ops: list[Op] = [{"op": "clip", "limit": spec.Z_LIMIT}]
+    bits = 0  # z enters as plain integers
+    for i in range(c["hyper_down"]):
+        ops.append(
+            {
+                "op": "integer_conv2d_transpose",
+                "name": f"ideconv{i}",
+                "filters": c["hyper_channels"],
+                "kernel": 5,
+                "input_bits": bits,
+                "output_bits": spec.ACTIVATION_BITS,
+                "out_max": spec.ACTIVATION_MAX,
+            }
+        )
+        bits = spec.ACTIVATION_BITS
+    ops.append(
+        {
+            "op": "integer_conv2d",
+            "name": "iout",
+            "filters": c["latent_channels"],
+            "kernel": 3,
+            "input_bits": bits,
+            "output_bits": 0,
+            "out_max": spec.SCALE_COUNT - 1,
+        }
+    )
+    return ops
+
+
+#: Transform name -> weight prefix in a model folder.
+PREFIXES = {
+    "analysis": "gancodec/encoder",
+    "synthesis": "gancodec/generator",
+    "hyper_analysis": "gancodec/h_a",
+    "hyper_synthesis_mean": "gancodec/h_s_mean",
+    "hyper_synthesis_scale": "gancodec/h_s_scale",
+}
+#: Per-level gain vectors (Cui et al. 2021) applied around the transforms.
+GAIN_WEIGHTS = ("gancodec/log_gain", "gancodec/log_inv_gain")
+
+
+def describe(config: dict) -> dict:
+    """The architecture description of a model config: version and op list per transform."""
+    c = {"kernel_size": 5, "entropy_model": "factorized", **config}
+    arch: dict[str, Any] = {
+        "version": ARCHITECTURE_VERSION,
+        "analysis": analysis(c),
+        "synthesis": synthesis(c),
+    }
+    if c["entropy_model"] == "hyperprior":
+        arch["hyper_analysis"] = hyper_analysis(c)
+        arch["hyper_synthesis_mean"] = hyper_synthesis_mean(c)
+        arch["hyper_synthesis_scale"] = hyper_synthesis_scale(c)
+    return arch
+
+
+def ops_of(ops: list[Op]):
+    """Every op, residual bodies included (for checks)."""
+    for op in ops:
+        yield op
+        if op.get("op") == "residual":
+            yield from ops_of(op.get("body", []))
