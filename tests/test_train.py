@@ -316,3 +316,11 @@ def test_ctrl_c_through_the_cli(tmp_path, data_dir):
         rf"{re.escape(str(ckpt.parent))} \(continue with --resume\)",
         last,
     ), stderr
+
+
+def test_every_train_option_has_a_help_text():
+    import click
+
+    options = [p for p in main.commands["train"].params if isinstance(p, click.Option)]
+    assert len(options) > 20
+    assert [p.name for p in options if not (p.help or "").strip()] == []
