@@ -4,6 +4,8 @@ The comparisons with TensorFlow and Keras are marked ``train``: the runtime-only
 which has no TensorFlow, skips them.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -72,7 +74,7 @@ def test_transforms_match_keras_model(num_down):
         if "beta" in v.path or "gamma" in v.path:
             noise = v.numpy() + np.abs(noise)
         v.assign(noise.astype(np.float32))
-    net = Transforms(inference_weights(model), {"num_down": num_down, "latent_channels": 10})
+    net = Transforms(inference_weights(model), json.loads(cfg.to_json()))
     s = cfg.stride
     x = rng.random((3, 3 * s, 5 * s, 3), dtype=np.float32)
     y_keras = model.encoder(tf.constant(x)).numpy()
@@ -89,9 +91,12 @@ def _close(got: np.ndarray, want: np.ndarray) -> None:
 
 
 def test_missing_weight_is_reported():
+    from gancomp.runtime.transforms import ModelError
+
     weights = {"gancodec/encoder/conv0/kernel": np.zeros((5, 5, 3, 4), np.float32)}
-    with pytest.raises(KeyError, match="gancodec/encoder/conv0/bias"):
-        Transforms(weights, {"num_down": 1, "latent_channels": 4})
+    config = {"num_down": 1, "latent_channels": 4, "channels": 4}
+    with pytest.raises(ModelError, match="missing weight conv0/bias"):
+        Transforms(weights, config)
 
 
 def test_network_calls_pin_blas_to_one_thread():
