@@ -185,3 +185,20 @@ def test_runtime_runs_what_keras_trains(models_dir):
     x_hat = model.generator(tf.constant(y)).numpy()
     np.testing.assert_allclose(net.synthesis(y), x_hat, atol=1e-4)
     assert set(weights) == set(inference_weights(model))
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_format_2_bytes_and_pixels_do_not_move_with_threads(models_dir, tmp_path, threads):
+    """Fresh processes with one or two BLAS and gancomp threads write and read the same."""
+    src = tmp_path / "p.png"
+    Image.fromarray(_photo(96, 130)).save(src)
+    ref = gancomp.compress(src, category="hp-flower", quality=6, models_dir=models_dir)
+    ref_pixels = gancomp.decompress(ref, models_dir=models_dir)
+    env = {"OPENBLAS_NUM_THREADS": threads, "GANCOMP_THREADS": threads}
+    gcz, png = tmp_path / "p.gcz", tmp_path / "p.decoded.png"
+    r = run_cli("compress", src, "-c", "hp-flower", "-q", "6", "--models-dir", models_dir, env=env)
+    assert r.returncode == 0, r.stderr
+    assert gcz.read_bytes() == ref
+    r = run_cli("decompress", gcz, "--models-dir", models_dir, env=env)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.asarray(Image.open(png)), ref_pixels)
