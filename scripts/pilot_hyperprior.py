@@ -8,7 +8,8 @@ trained from scratch for the same wall-clock time, each on one core, side by sid
 
 Each run checkpoints every 250 steps to runs/pilot/<kind>.ckpt and stops itself
 (SIGTERM to its own process, a clean checkpoint) after --minutes. Running the same
-command again resumes it. Evaluation: ``gancomp bench`` on the exported models.
+command again resumes it; ``--export`` writes the model folder runs/pilot/<kind> from
+the checkpoint as it stands. Evaluation: ``gancomp bench`` on the exported models.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/pilot")
     ap.add_argument("--minutes", type=float, default=75.0)
     ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument(
+        "--export", action="store_true", help="export the checkpoint as it stands (no training)"
+    )
     a = ap.parse_args()
 
     from gancomp.training._tf import tf as import_tf
@@ -39,13 +43,18 @@ def main() -> None:
     from gancomp.training.trainer import TrainSettings, train
 
     out = os.path.join(a.out, a.kind)
+    if a.export:
+        import numpy as np
+
+        with np.load(out + ".ckpt/checkpoint.npz") as z:
+            a.steps = int(z["step"])
     settings = TrainSettings(
         category="flower",
         data=os.path.join(a.data, "flowers", "train"),
         val_data=os.path.join(a.data, "flowers", "val"),
         output=out,
         steps=a.steps,
-        rd_steps=a.steps,  # rate-distortion only: the pilot compares entropy models
+        rd_steps=100_000,  # rate-distortion only: the pilot compares entropy models
         batch_size=8,
         patch_size=128,
         lambdas=FLOWER_LAMBDAS,
