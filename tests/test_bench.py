@@ -218,8 +218,8 @@ def test_bench_skips_missing_avif(airplane_dir, models_dir, monkeypatch):
     assert "no classical codec ran" in result.stdout
 
 
+@pytest.mark.train  # matplotlib comes with the plot extra (in the test extra), not the runtime
 def test_bench_plot(airplane_dir, models_dir, tmp_path):
-    pytest.importorskip("matplotlib")
     out = tmp_path / "rd.png"
     result = run(
         "bench",
