@@ -2,11 +2,11 @@
 
 compress, decompress, info, compare and bench run on the runtime dependencies alone (the
 ``train`` extra brings TensorFlow). Every module of the installed package except
-``gancomp/training/`` and ``cli.py`` is runtime: ``cli.py`` is the one module allowed to
-import training, lazily, inside its ``train`` command (its import is checked by the
-subprocess test below). The static check reads every import statement, at any depth
-(imports inside functions included), resolves relative imports, and also catches
-``importlib.import_module("...")`` and ``__import__("...")`` with a literal name.
+``gancomp/training/`` and ``gancomp/commands/train.py`` is runtime, the CLI included: the
+``train`` command's module is the one allowed to import training, lazily, inside the command
+(its import is checked by the subprocess test below). The static check reads every import
+statement, at any depth (imports inside functions included), resolves relative imports, and
+also catches ``importlib.import_module("...")`` and ``__import__("...")`` with a literal name.
 """
 
 from __future__ import annotations
@@ -23,10 +23,17 @@ import gancomp
 
 PACKAGE_DIR = Path(gancomp.__file__).resolve().parent
 FORBIDDEN = ("tensorflow", "keras", "gancomp.training")
-# Not runtime: training itself, and the CLI whose `train` command imports it on demand.
-NOT_RUNTIME = ("gancomp.training", "gancomp.cli")
+# Not runtime: training itself, and the `train` command, which imports it on demand.
+NOT_RUNTIME = ("gancomp.training", "gancomp.commands.train")
 # Rooms that must be among the checked modules (so the walk cannot silently find nothing).
-RUNTIME_ROOMS = ("gancomp", "gancomp.io", "gancomp.runtime", "gancomp.coding", "gancomp.evaluation")
+RUNTIME_ROOMS = (
+    "gancomp",
+    "gancomp.commands",
+    "gancomp.io",
+    "gancomp.runtime",
+    "gancomp.coding",
+    "gancomp.evaluation",
+)
 
 
 def module_name(path: Path, package_dir: Path) -> str:
@@ -100,17 +107,20 @@ def test_no_runtime_module_imports_training_tensorflow_or_keras():
     modules = runtime_modules()
     assert set(RUNTIME_ROOMS) <= set(modules), sorted(modules)
     assert "gancomp.runtime.codec" in modules and "gancomp.coding.entropy" in modules
+    assert "gancomp.cli" in modules and "gancomp.commands.evaluate" in modules
     offenders = boundary_violations()
     assert not offenders, "runtime modules import training code:\n" + "\n".join(offenders)
 
 
 def test_the_walk_finds_a_violation_in_a_package(tmp_path):
     """A copy of the package layout where one runtime module imports the trainer inside a
-    function, relatively, and the CLI and training import what they may."""
+    function, relatively, and the CLI, the train command and training import what they may."""
     pkg = tmp_path / "gancomp"
     for rel, source in {
         "__init__.py": "",
-        "cli.py": "def train():\n    from gancomp.training import trainer\n",
+        "cli.py": "from gancomp.commands.train import train\n",
+        "commands/__init__.py": "",
+        "commands/train.py": "def train():\n    from gancomp.training import trainer\n",
         "training/__init__.py": "",
         "training/trainer.py": "import tensorflow as tf\n",
         "runtime/__init__.py": "",
@@ -121,6 +131,8 @@ def test_the_walk_finds_a_violation_in_a_package(tmp_path):
         (pkg / rel).write_text(source)
     assert sorted(runtime_modules(pkg)) == [
         "gancomp",
+        "gancomp.cli",
+        "gancomp.commands",
         "gancomp.runtime",
         "gancomp.runtime.codec",
         "gancomp.runtime.tiling",
@@ -205,9 +217,9 @@ print(json.dumps({"heavy": heavy[:5], "training": training}))
 
 
 def test_importing_the_runtime_and_the_cli_loads_no_tensorflow():
-    """In a fresh process: the package, the CLI and every runtime module import without
-    TensorFlow, Keras or any training module ending up in sys.modules."""
-    names = ["gancomp", "gancomp.cli", *runtime_modules()]
+    """In a fresh process: the package, the CLI, the train command's module and every runtime
+    module import without TensorFlow, Keras or any training module ending up in sys.modules."""
+    names = ["gancomp.commands.train", *runtime_modules()]
     names.remove("gancomp.__main__")  # importing it would run the CLI
     r = subprocess.run(
         [sys.executable, "-c", IMPORT_ALL, json.dumps(names)],

@@ -18,7 +18,7 @@ Rules:
   complete or absent.
 - A problem with one file is reported in its :class:`FileResult` and the others go on. A
   problem with the whole run raises :class:`~gancomp.errors.GancompError`: an unknown model,
-  an output that cannot fit the inputs (:class:`UsageError`), a full disk
+  an output that cannot fit the inputs (:class:`~gancomp.errors.UsageError`), a full disk
   (:class:`BatchStopped`, which carries the results of the files finished before).
 """
 
@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from gancomp.errors import GancompError, InputError
+# UsageError lived here first: gancomp.batch.UsageError stays importable.
+from gancomp.errors import GancompError, InputError, UsageError
 from gancomp.io.files import NoSpaceError, check_writable_target
 
 StrPath: TypeAlias = "str | os.PathLike[str]"
@@ -75,12 +76,6 @@ class FileResult:
 #: Called once per input when it is done (written or failed), in input order, with its
 #: result and the number of input files.
 ProgressCallback = Callable[[FileResult, int], None]
-
-
-class UsageError(GancompError):
-    """The call cannot work as given (an output that cannot fit the inputs); exit status 2."""
-
-    exit_code = 2
 
 
 class BatchStopped(GancompError):

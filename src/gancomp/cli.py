@@ -1,8 +1,9 @@
 """Command line interface: ``gancomp COMMAND ...``.
 
-Commands are registered on the ``main`` group with ``@main.command()``; the work is done by the
-package (``gancomp.batch`` for compress / decompress / info): this module holds options, calls
-and formatting. Errors are handled centrally by :class:`GancompGroup`: a :class:`GancompError`
+This module holds the ``main`` group and the codec commands (compress, decompress, info); the
+others live in :mod:`gancomp.commands` and are registered on ``main`` at the end. The work is
+done by the package (``gancomp.batch`` for the codec commands): the commands hold options,
+calls and formatting. Errors are handled centrally by :class:`GancompGroup`: a :class:`GancompError`
 becomes one line on stderr and its exit status (1; 2 for usage errors; 130 for an interrupted
 run, without the word "error"), Ctrl-C exits 130, a closed stdout pipe exits quietly, and
 anything else is reported as an internal error (exit 1). A traceback is printed only with
@@ -19,7 +20,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import contextlib  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any  # noqa: E402
@@ -27,6 +27,7 @@ from typing import Any  # noqa: E402
 import click  # noqa: E402
 
 from gancomp import __version__  # noqa: E402
+from gancomp.commands.options import MODELS_DIR_OPTION  # noqa: E402
 from gancomp.errors import GancompError  # noqa: E402
 
 EXIT_ERROR = 1
@@ -91,98 +92,8 @@ def main(debug: bool) -> None:
     """gancomp: compress images with category-specialised learned (GAN) codecs."""
 
 
-def _fmt_number(value: float, digits: int) -> str:
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}f}"
-
-
-def _json_number(value: float) -> float | None:
-    return None if math.isinf(value) or math.isnan(value) else value
-
-
-@main.command()
-@click.argument("image_a", metavar="A", type=click.Path(dir_okay=True))
-@click.argument("image_b", metavar="B", type=click.Path(dir_okay=True))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def compare(image_a: str, image_b: str, as_json: bool) -> None:
-    """Compare two images of the same size and print distortion metrics.
-
-    Both images are compared as RGB with values 0-255: grayscale is replicated to three
-    channels and transparency is composited onto white. EXIF orientation is applied.
-
-    \b
-    MSE         mean squared difference over all pixels and channels
-    PSNR        10*log10(255^2 / MSE), dB; inf if the images are identical
-    MS-SSIM     multi-scale SSIM as tf.image.ssim_multiscale(max_val=255):
-                11x11 Gaussian window (sigma 1.5), 5 scales; images with a short
-                side < 161 px use fewer scales (weights renormalised)
-    MS-SSIM dB  -10*log10(1 - MS-SSIM); inf if identical
-    L1          mean absolute difference over all pixels and channels
-    SAD         sum of absolute differences
-
-    With --json, infinite values are written as null.
-    """
-    from gancomp.errors import InputError
-    from gancomp.evaluation.metrics import compare as compare_arrays
-    from gancomp.io.images import load_image, to_rgb_for_metrics
-
-    img_a = load_image(image_a)
-    img_b = load_image(image_b)
-    if img_a.rgb.shape != img_b.rgb.shape:
-        raise InputError(
-            f"images differ in size: '{image_a}' is {img_a.width}x{img_a.height}, "
-            f"'{image_b}' is {img_b.width}x{img_b.height}"
-        )
-    result = compare_arrays(to_rgb_for_metrics(img_a), to_rgb_for_metrics(img_b))
-    sad = result["sad"]
-    sad_out: float | int = int(sad) if float(sad).is_integer() else sad
-
-    if as_json:
-        out = {
-            "a": image_a,
-            "b": image_b,
-            "width": result["width"],
-            "height": result["height"],
-            "identical": result["identical"],
-            "mse": result["mse"],
-            "psnr": _json_number(result["psnr"]),
-            "ms_ssim": result["ms_ssim"],
-            "ms_ssim_db": _json_number(result["ms_ssim_db"]),
-            "ms_ssim_scales": result["ms_ssim_scales"],
-            "l1": result["l1"],
-            "sad": sad_out,
-        }
-        click.echo(json.dumps(out, allow_nan=False))
-        return
-
-    rows = [
-        ("MSE", _fmt_number(result["mse"], 4), ""),
-        ("PSNR", _fmt_number(result["psnr"], 2), "dB"),
-        ("MS-SSIM", _fmt_number(result["ms_ssim"], 6), ""),
-        ("MS-SSIM in dB", _fmt_number(result["ms_ssim_db"], 2), "dB"),
-        ("MS-SSIM scales", str(result["ms_ssim_scales"]), ""),
-        ("L1 (mean abs error)", _fmt_number(result["l1"], 4), ""),
-        ("SAD", str(sad_out), ""),
-    ]
-    click.echo(f"{image_a} vs {image_b} ({result['width']}x{result['height']})")
-    if result["identical"]:
-        click.echo("images are identical")
-    label_w = max(len(r[0]) for r in rows)
-    value_w = max(len(r[1]) for r in rows)
-    for label, value, unit in rows:
-        click.echo(f"  {label:<{label_w}}  {value:>{value_w}} {unit}".rstrip())
-
-
 # -- codec commands ----------------------------------------------------------------
 
-_MODELS_DIR_OPTION = click.option(
-    "--models-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    envvar="GANCOMP_MODELS",
-    help="Folder of model folders (default: $GANCOMP_MODELS, else the shipped models).",
-)
 _FORCE_OPTION = click.option("--force", is_flag=True, help="Overwrite existing outputs.")
 _JSON_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object per file."
@@ -293,7 +204,7 @@ def _compress_line(r, auto: bool, as_json: bool) -> str:
 )
 @_FORCE_OPTION
 @_JSON_OPTION
-@_MODELS_DIR_OPTION
+@MODELS_DIR_OPTION
 def compress(inputs, category, quality, out, force, as_json, models_dir) -> None:
     """Compress images (or folders of images) to .gcz files.
 
@@ -332,7 +243,7 @@ def _decompress_line(r, as_json: bool) -> str:
 )
 @_FORCE_OPTION
 @_JSON_OPTION
-@_MODELS_DIR_OPTION
+@MODELS_DIR_OPTION
 def decompress(inputs, out, force, as_json, models_dir) -> None:
     """Decompress .gcz files (or folders of them) to images of the original size.
 
@@ -383,238 +294,9 @@ def info(files, as_json) -> None:
     _finish(failures, len(files))
 
 
-# -- training ----------------------------------------------------------------------
+# The other commands: cheap to import (their heavy imports are inside them).
+from gancomp.commands.evaluate import bench, compare  # noqa: E402
+from gancomp.commands.train import train  # noqa: E402
 
-
-def _float_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        vals = tuple(float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter("expected comma-separated numbers, e.g. 0.01,0.02") from None
-    if not 1 <= len(vals) <= 8 or any(v <= 0 for v in vals):
-        raise click.BadParameter("1 to 8 positive values")
-    return vals
-
-
-@main.command()
-@click.option(
-    "--category", "-c", required=True, help="Category name (built-in or new, e.g. 'ship')."
-)
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(),
-    help="Training images: a folder (searched recursively for PNG, JPEG, WebP, BMP, TIFF) or a CIFAR-10 python-batches folder.",
-)
-@click.option(
-    "--val-data",
-    type=click.Path(),
-    help="Validation images (same kinds as --data) for the final table and TensorBoard images.",
-)
-@click.option(
-    "--cifar-class",
-    help="Class to take from a CIFAR-10 batches folder (default: the category name).",
-)
-@click.option(
-    "--steps",
-    type=click.IntRange(1),
-    default=20000,
-    show_default=True,
-    help="Total training steps.",
-)
-@click.option(
-    "--rd-steps",
-    type=click.IntRange(0),
-    help="Rate-distortion warm-up steps before the GAN phase (default: 80% of --steps).",
-)
-@click.option(
-    "--beta",
-    type=click.FloatRange(0),
-    help="Weight of the adversarial loss (default 0.01; 0 disables the GAN phase).",
-)
-@click.option(
-    "--lambdas",
-    callback=_float_list,
-    help="Comma-separated lambda per quality level (distortion weight on MSE of 0-255 pixels). With --resume: re-targets the levels of the checkpoint.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1),
-    help="Images per step (default 32; with --resume, the run's own).",
-)
-@click.option(
-    "--patch-size",
-    type=click.IntRange(8),
-    help="Random crop size (default: 32 for CIFAR-size images, else 128).",
-)
-@click.option(
-    "--lr",
-    type=click.FloatRange(0, min_open=True),
-    default=5e-4,
-    show_default=True,
-    help="Learning rate of the encoder/generator.",
-)
-@click.option("--channels", type=click.IntRange(4), help="Hidden channels of E and G (default 96).")
-@click.option("--latent-channels", type=click.IntRange(4), help="Latent channels M (default 128).")
-@click.option(
-    "--num-down",
-    type=click.IntRange(1, 6),
-    help="Stride-2 stages (default: 3 for images <= 64 px, else 4).",
-)
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(),
-    help="Model folder to write (default: ./trained/<category>). Checkpoints go to <output>.ckpt.",
-)
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint of --output.")
-@click.option(
-    "--init-from",
-    type=click.Path(),
-    help="Start from an exported model folder's encoder, generator and gains (fresh optimizer).",
-)
-@click.option(
-    "--entropy-model",
-    type=click.Choice(["factorized", "hyperprior"]),
-    help="Prior of the latents: factorized (one density per level and channel) or hyperprior "
-    "(mean-scale, Minnen et al. 2018). Default: the --init-from model's, else factorized. "
-    "With --init-from a factorized model, hyperprior keeps its encoder and generator.",
-)
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(1),
-    default=500,
-    show_default=True,
-    help="Steps between checkpoints (one is also written on Ctrl-C).",
-)
-@click.option("--log-dir", type=click.Path(), help="TensorBoard log folder.")
-@click.option(
-    "--strategy",
-    type=click.Choice(["default", "mirrored", "multi-worker"]),
-    default="default",
-    show_default=True,
-    help="tf.distribute strategy: mirrored = all local devices; multi-worker uses TF_CONFIG.",
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of weights, crops and order."
-)
-@click.option(
-    "--val-limit",
-    type=click.IntRange(1),
-    default=100,
-    show_default=True,
-    help="Validation images used for the final table.",
-)
-def train(output, **options) -> None:
-    """Train a category model from a folder of images.
-
-    Rate + lambda * MSE for every quality level, then an adversarial phase with
-    the latent-conditioned discriminator (HiFiC style). Checkpoints are written
-    every --checkpoint-every steps and on Ctrl-C; --resume continues. The result
-    is a model folder that compress/decompress use with --models-dir (its parent).
-    """
-    from pathlib import Path
-
-    from gancomp.training.trainer import TrainSettings
-    from gancomp.training.trainer import train as run_training
-
-    out = Path(output) if output else Path("trained") / options["category"]
-    settings = TrainSettings(**options, output=str(out), progress=sys.stderr.isatty())
-    result = run_training(settings)
-    click.echo(
-        f"model written to {result['output']} (fingerprint {result['fingerprint']}, {result['steps']} steps)"
-    )
-    if result.get("skipped"):
-        click.echo(f"skipped {len(result['skipped'])} unreadable files", err=True)
-    if result.get("validation"):
-        click.echo("quality    bpp    PSNR  MS-SSIM")
-        for row in result["validation"]:
-            click.echo(
-                f"{row['quality']:>7} {row['bpp']:6.3f} {row['psnr']:7.2f} {row['ms_ssim']:8.4f}"
-            )
-
-
-# -- benchmark ---------------------------------------------------------------------
-
-
-def _levels_arg(ctx, param, value):
-    from gancomp.evaluation.bench import parse_levels
-
-    try:
-        return parse_levels(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _codecs_arg(ctx, param, value):
-    from gancomp.evaluation.bench import parse_codecs
-
-    try:
-        return parse_codecs(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-@main.command()
-@click.option("--category", "-c", required=True, help="Model to benchmark, e.g. airplane.")
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(),
-    help="Folder of images (PNG, JPEG, WebP, BMP, TIFF, GIF), searched recursively.",
-)
-@click.option(
-    "--codecs",
-    default="jpeg,webp,avif",
-    show_default=True,
-    callback=_codecs_arg,
-    help="Classical codecs to compare with (comma-separated).",
-)
-@click.option(
-    "--levels",
-    default="1-8",
-    show_default=True,
-    callback=_levels_arg,
-    help="gancomp quality levels: a range (1-8), a list (1,3,5) or one level.",
-)
-@click.option("--json", "json_path", type=click.Path(), help="Write all results to this file.")
-@click.option("--plot", "plot_path", type=click.Path(), help="Write rate-distortion curves (.png).")
-@click.option("--limit", type=click.IntRange(1), help="Use only the first N images (by name).")
-@click.option("--force", is_flag=True, help="Overwrite existing --json / --plot files.")
-@_MODELS_DIR_OPTION
-def bench(category, data, codecs, levels, json_path, plot_path, limit, force, models_dir) -> None:
-    """Rate-distortion benchmark of a model against JPEG, WebP and AVIF.
-
-    Every codec compresses the images of --data in memory. For each setting the
-    table shows mean bpp (whole file, headers included), PSNR, MS-SSIM, MSE, L1
-    and coding times per image. The BD-rate (Bjontegaard, VCEG-M33) compares
-    gancomp with each codec at equal PSNR and at equal MS-SSIM dB; negative means
-    gancomp needs fewer bits.
-    """
-    from gancomp.evaluation import bench as bench_mod
-    from gancomp.io.files import check_writable_target
-
-    # Fail before the (long) run if an output cannot be written.
-    if json_path:
-        check_writable_target(json_path, force)
-    if plot_path:
-        bench_mod.check_plot_target(plot_path, force)
-    files = bench_mod.list_images(data, limit)
-    result = bench_mod.run_bench(
-        category,
-        bench_mod.load_rgb(files),
-        codecs,
-        levels,
-        models_dir=models_dir,
-        progress=sys.stderr.isatty(),
-    )
-    result["data"] = str(data)
-    for name, reason in result["skipped"].items():
-        click.echo(f"gancomp: warning: skipping {name}: {reason}", err=True)
-    click.echo(bench_mod.format_tables(result))
-    if json_path:
-        bench_mod.write_json(result, json_path, force=force)
-    if plot_path:
-        bench_mod.write_plot(result, plot_path, force=force)
+for _command in (compare, train, bench):
+    main.add_command(_command)

@@ -17,3 +17,9 @@ class Interrupted(GancompError):
     """The user interrupted a run that saved its state (the CLI exits 130, no "error")."""
 
     exit_code = 130
+
+
+class UsageError(GancompError):
+    """The call cannot work as given (an output that cannot fit the inputs); exit status 2."""
+
+    exit_code = 2

@@ -1,0 +1,158 @@
+"""``gancomp train``: options and the summary; the work is :mod:`gancomp.training.trainer`,
+imported when the command runs (TensorFlow is the ``train`` extra)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+def _float_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("expected comma-separated numbers, e.g. 0.01,0.02") from None
+    if not 1 <= len(vals) <= 8 or any(v <= 0 for v in vals):
+        raise click.BadParameter("1 to 8 positive values")
+    return vals
+
+
+@click.command()
+@click.option(
+    "--category", "-c", required=True, help="Category name (built-in or new, e.g. 'ship')."
+)
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(),
+    help="Training images: a folder (searched recursively for PNG, JPEG, WebP, BMP, TIFF) or a CIFAR-10 python-batches folder.",
+)
+@click.option(
+    "--val-data",
+    type=click.Path(),
+    help="Validation images (same kinds as --data) for the final table and TensorBoard images.",
+)
+@click.option(
+    "--cifar-class",
+    help="Class to take from a CIFAR-10 batches folder (default: the category name).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(1),
+    default=20000,
+    show_default=True,
+    help="Total training steps.",
+)
+@click.option(
+    "--rd-steps",
+    type=click.IntRange(0),
+    help="Rate-distortion warm-up steps before the GAN phase (default: 80% of --steps).",
+)
+@click.option(
+    "--beta",
+    type=click.FloatRange(0),
+    help="Weight of the adversarial loss (default 0.01; 0 disables the GAN phase).",
+)
+@click.option(
+    "--lambdas",
+    callback=_float_list,
+    help="Comma-separated lambda per quality level (distortion weight on MSE of 0-255 pixels). With --resume: re-targets the levels of the checkpoint.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    help="Images per step (default 32; with --resume, the run's own).",
+)
+@click.option(
+    "--patch-size",
+    type=click.IntRange(8),
+    help="Random crop size (default: 32 for CIFAR-size images, else 128).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=5e-4,
+    show_default=True,
+    help="Learning rate of the encoder/generator.",
+)
+@click.option("--channels", type=click.IntRange(4), help="Hidden channels of E and G (default 96).")
+@click.option("--latent-channels", type=click.IntRange(4), help="Latent channels M (default 128).")
+@click.option(
+    "--num-down",
+    type=click.IntRange(1, 6),
+    help="Stride-2 stages (default: 3 for images <= 64 px, else 4).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(),
+    help="Model folder to write (default: ./trained/<category>). Checkpoints go to <output>.ckpt.",
+)
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint of --output.")
+@click.option(
+    "--init-from",
+    type=click.Path(),
+    help="Start from an exported model folder's encoder, generator and gains (fresh optimizer).",
+)
+@click.option(
+    "--entropy-model",
+    type=click.Choice(["factorized", "hyperprior"]),
+    help="Prior of the latents: factorized (one density per level and channel) or hyperprior "
+    "(mean-scale, Minnen et al. 2018). Default: the --init-from model's, else factorized. "
+    "With --init-from a factorized model, hyperprior keeps its encoder and generator.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="Steps between checkpoints (one is also written on Ctrl-C).",
+)
+@click.option("--log-dir", type=click.Path(), help="TensorBoard log folder.")
+@click.option(
+    "--strategy",
+    type=click.Choice(["default", "mirrored", "multi-worker"]),
+    default="default",
+    show_default=True,
+    help="tf.distribute strategy: mirrored = all local devices; multi-worker uses TF_CONFIG.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of weights, crops and order."
+)
+@click.option(
+    "--val-limit",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Validation images used for the final table.",
+)
+def train(output, **options) -> None:
+    """Train a category model from a folder of images.
+
+    Rate + lambda * MSE for every quality level, then an adversarial phase with
+    the latent-conditioned discriminator (HiFiC style). Checkpoints are written
+    every --checkpoint-every steps and on Ctrl-C; --resume continues. The result
+    is a model folder that compress/decompress use with --models-dir (its parent).
+    """
+    from pathlib import Path
+
+    from gancomp.training.trainer import TrainSettings
+    from gancomp.training.trainer import train as run_training
+
+    out = Path(output) if output else Path("trained") / options["category"]
+    settings = TrainSettings(**options, output=str(out), progress=sys.stderr.isatty())
+    result = run_training(settings)
+    click.echo(
+        f"model written to {result['output']} (fingerprint {result['fingerprint']}, {result['steps']} steps)"
+    )
+    if result.get("skipped"):
+        click.echo(f"skipped {len(result['skipped'])} unreadable files", err=True)
+    if result.get("validation"):
+        click.echo("quality    bpp    PSNR  MS-SSIM")
+        for row in result["validation"]:
+            click.echo(
+                f"{row['quality']:>7} {row['bpp']:6.3f} {row['psnr']:7.2f} {row['ms_ssim']:8.4f}"
+            )
