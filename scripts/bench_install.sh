@@ -15,8 +15,8 @@ for ref in "${refs[@]}"; do
   for extra in "" "[train]"; do
     work=$(mktemp -d)
     if [ "$ref" = "." ]; then
-      rsync -a --exclude .venv --exclude .ci-venv --exclude .ci-venv-runtime --exclude runs \
-        --exclude .git "$repo/" "$work/src/"
+      mkdir -p "$work/src"  # the working tree's tracked files, as they are now
+      git -C "$repo" ls-files -z | tar -C "$repo" --null -T - -cf - | tar -C "$work/src" -xf -
     else
       git -C "$repo" worktree add -q --detach "$work/src" "$ref"
     fi
