@@ -258,8 +258,13 @@ def test_interrupt_saves_then_resume_finishes(tmp_path, data_dir, capsys):
         return step(iterator)
 
     trainer._rd_step = ctrl_c_in_third_step
-    with pytest.raises(Interrupted) as info:
-        trainer.run()
+    # A shell's background job starts with SIGINT ignored: give this test Python's handler.
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Interrupted) as info:
+            trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, saved)
     ckpt = tmp_path / "models" / "ship.ckpt"
     assert str(info.value) == (
         f"interrupted at step 2; checkpoint saved in {ckpt} (continue with --resume)"
@@ -295,6 +300,8 @@ def test_ctrl_c_through_the_cli(tmp_path, data_dir):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a background shell would start the child with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         # Wait until training runs (its first checkpoint); the deadline only guards a hang.
