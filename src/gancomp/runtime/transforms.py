@@ -1,20 +1,22 @@
-"""NumPy runtime for the encoder E and generator G of an exported model.
+"""NumPy runtime for the transforms of an exported model.
 
-The networks are defined and trained in Keras (:mod:`gancomp.training.model`); a model
-folder stores their weights. Compressing or decompressing only needs the two
-forward passes, and importing TensorFlow costs about four seconds of CPU, more
-than the whole codec takes on a 768x512 photo. So ``.gcz`` files are written and
-read by this small NumPy port of ``Encoder.call`` and ``Generator.call``: plain
-convolutions, transposed convolutions, GDN/IGDN and a residual block, with
-TensorFlow's ``"same"`` padding rules. ``tests/test_inference.py`` checks it
-against the Keras layers.
+The networks are defined once (:mod:`gancomp.architecture`) and trained in Keras
+(:mod:`gancomp.training.model`); a model folder stores their op lists in
+``config.json`` and their weights in ``weights.npz``. Compressing or decompressing
+only needs forward passes, and importing TensorFlow costs about four seconds of
+CPU, more than the whole codec takes on a 768x512 photo. So :class:`Transforms`
+interprets the op lists with small NumPy kernels: convolutions and transposed
+convolutions with TensorFlow's ``"same"`` padding, GDN/IGDN, leaky ReLU and
+residual blocks. ``tests/test_inference.py`` and ``tests/test_hyperprior.py``
+check them against the Keras layers.
 
 Determinism: every sum is done in a fixed order (tap by tap, each tap one
-float32 matrix product), and the matrix products run with BLAS single-threaded
-(:func:`gancomp.runtime.blas.single_threaded_blas`): OpenBLAS splits a product differently with two
-threads than with one, and the decoded pixels changed with the thread count.
-Parallelism comes from running independent chunks and tiles side by side
-instead (:mod:`gancomp.runtime.codec`).
+matrix product), and the products run with BLAS single-threaded
+(:func:`gancomp.runtime.blas.single_threaded_blas`): OpenBLAS splits a product
+differently with two threads than with one. Parallelism comes from running
+independent chunks and tiles side by side instead (:mod:`gancomp.runtime.tiling`).
+The hyperprior's scale-index path is exact integer arithmetic
+(:mod:`gancomp.runtime.index_path`).
 """
 
 from __future__ import annotations
