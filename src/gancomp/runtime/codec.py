@@ -159,18 +159,7 @@ class Codec:
 
     def quantized_latents(self, images: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
         """Quantized latents (h, w, M) int32 for RGB uint8 images of any size (factorized)."""
-        self._build()
-        g = self._gain[self.level_of(quality)]
-        s = self.stride
-
-        def fn(b: np.ndarray) -> np.ndarray:
-            y = self._net.analysis(b.astype(np.float32) / np.float32(255.0))
-            return np.round(y * g).astype(np.int32)
-
-        padded = [_pad(im, s) for im in images]
-        return tiling.apply_network(
-            padded, fn, scale=(1, s), tile=tiling.TILE, margin=tiling.TILE_MARGIN
-        )
+        return [np.round(y).astype(np.int32) for y in self.scaled_latents(images, quality)]
 
     def reconstruct(self, latents: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
         """RGB uint8 images (padded to the stride) from quantized latents."""
