@@ -29,6 +29,11 @@ model to the candidate set can move lambda_q slightly; the candidates of one
 call are scored with the same lambda, so the choice never depends on which
 other images share the call. Ties (equal cost) go to the smaller file, then to
 the first category name.
+
+The choice follows the models' curves, not the image's kind: the shipped flower
+model's upper levels flatten near 31 dB, so from about quality 5 on the CIFAR
+models code most flower photos at a lower cost (docs/RESULTS.md, "Choosing the
+category automatically").
 """
 
 from __future__ import annotations
