@@ -29,7 +29,7 @@ def add_models_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--models-dir",
         type=Path,
-        help="folder of model folders (default: $GANCOMP_MODELS, else the shipped models)",
+        help="folder of your model folders (default: $GANCOMP_MODELS), searched before the shipped models",
     )
 
 

@@ -9,5 +9,5 @@ MODELS_DIR_OPTION = click.option(
     type=click.Path(file_okay=False),
     default=None,
     envvar="GANCOMP_MODELS",
-    help="Folder of model folders (default: $GANCOMP_MODELS, else the shipped models).",
+    help="Folder of your model folders (default: $GANCOMP_MODELS), searched before the shipped models.",
 )
