@@ -270,13 +270,12 @@ class IndexedCoder:
         rows = self.check_rows(rows)
         sym = np.clip(np.asarray(symbols).ravel(), -LATENT_LIMIT, LATENT_LIMIT)
         order, present, counts = self._groups(rows)
-        idx, _ = self._bins(sym[order], rows[order])
+        idx, dist = self._bins(sym[order], rows[order])
         start = 0
         for r, n in zip(present, counts):
             enc.encode(np.ascontiguousarray(idx[start : start + n]), self._model(int(r)))
             start += n
         # Escapes after the stream's regular symbols: the decoder knows where they are by then.
-        _, dist = self._bins(sym[order], rows[order])
         for d in dist:
             _encode_gamma(enc, int(d), self.tight_escapes)
 
