@@ -58,6 +58,25 @@ def test_bytes_do_not_depend_on_the_batch(models_dir):
     assert alone == together
 
 
+def test_decoding_does_not_depend_on_the_batch(models_dir):
+    # Decoding runs every file's z first, then the scale indexes of same-shaped z in one
+    # batch, then every y: the result must be the one of decoding each file alone.
+    imgs = [_photo(32, 32), _photo(70, 90), _photo(32, 32)[::-1].copy(), _photo(33, 40)]
+    blobs = [
+        gancomp.compress(im, category="hp-flower", quality=q, models_dir=models_dir)
+        for im, q in zip(imgs, (4, 4, 7, 1))
+    ]
+    c = codec.load_codec("hp-flower", models_dir)
+    parsed = [container.unpack(b) for b in blobs]
+    together = c.decode_symbols(parsed)
+    for item, sym in zip(parsed, together):
+        (alone,) = c.decode_symbols([item])
+        assert np.array_equal(alone["z"], sym["z"]) and np.array_equal(alone["y"], sym["y"])
+    pixels = [d.rgb for d in c.decode_payloads(parsed)]
+    for b, px in zip(blobs, pixels):
+        assert np.array_equal(gancomp.decompress(b, models_dir=models_dir), px)
+
+
 def test_a_file_from_a_model_of_the_other_kind_is_refused(models_dir, tmp_path):
     """Same category name, other entropy model: one clear line, not garbage pixels."""
     data = gancomp.compress(_photo(), category="hp-flower", quality=2, models_dir=models_dir)

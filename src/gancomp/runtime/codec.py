@@ -17,6 +17,7 @@ import os
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,11 @@ from gancomp.runtime.models import ModelFolder, check_category_name, find_model,
 
 DEFAULT_QUALITY = 4
 LATENT_MARGIN = 8  # generator overlap per side, in latent pixels
+# Batch sizes of the hyperprior's networks, in latent pixels per call: h_a and h_s's mean
+# branch are cheap, so their zero-filled batches stay small; the exact index path needs
+# no padding and only bounds memory.
+HYPER_CHUNK_PIXELS = 1 << 12
+INDEX_CHUNK_PIXELS = 1 << 16
 
 
 @dataclass
@@ -227,6 +233,7 @@ class Codec:
         """
         s = self.stride
         out = []
+        jobs = []
         for header, payload in items:
             if header.fingerprint != self.fingerprint:
                 raise InputError(
@@ -240,15 +247,16 @@ class Codec:
                 )
             level = self.level_of(header.quality)
             h, w = -(-header.height // s), -(-header.width // s)
-            try:
-                if self.hyperprior:
-                    out.append(self._hyper_decode_symbols(payload, level, (h, w)))
-                else:
-                    out.append({"y": self.coder.decode(payload, level, (h, w))})
-            except InputError:
-                raise
-            except Exception as exc:  # constriction reports exhausted or invalid streams
-                raise InputError(f"corrupt .gcz payload ({exc})") from None
+            jobs.append((payload, level, (h, w)))
+        try:
+            if self.hyperprior:
+                return self._hyper_decode_symbols(jobs)
+            for payload, level, shape in jobs:
+                out.append({"y": self.coder.decode(payload, level, shape)})
+        except InputError:
+            raise
+        except Exception as exc:  # constriction reports exhausted or invalid streams
+            raise InputError(f"corrupt .gcz payload ({exc})") from None
         return out
 
     def decode_latents(self, items: Sequence[tuple[container.Header, bytes]]) -> list[np.ndarray]:
@@ -270,13 +278,33 @@ class Codec:
             tile=0,
             margin=0,
             tiled=False,
+            chunk_pixels=HYPER_CHUNK_PIXELS,
         )
         return [m[:h, :w] for m, (h, w) in zip(means, shapes)]
 
-    def _scale_indexes(self, z_sym: np.ndarray, h: int, w: int) -> np.ndarray:
-        """The exact scale-table index of every element of y, (h, w, M) int32."""
+    def _scale_indexes(
+        self, z_syms: Sequence[np.ndarray], shapes: Sequence[tuple[int, int]]
+    ) -> list[np.ndarray]:
+        """The exact scale-table index of every element of each y, (h, w, M) int32.
+
+        Same-shaped z run as one batch: the integer path's sums are exact, so the
+        indexes never depend on the batch (unlike float networks, no padding needed).
+        """
+        out: list[np.ndarray | None] = [None] * len(z_syms)
+        groups: dict[tuple, list[int]] = {}
+        for i, z in enumerate(z_syms):
+            groups.setdefault(z.shape, []).append(i)
+        f2 = 4**self._net.hyper_down
         with single_threaded_blas():
-            return self._net.scale_index(z_sym[None])[0, :h, :w]
+            for shape, idx in groups.items():
+                size = max(1, INDEX_CHUNK_PIXELS // (shape[0] * shape[1] * f2))
+                for start in range(0, len(idx), size):
+                    part = idx[start : start + size]
+                    res = self._net.scale_index(np.stack([z_syms[i] for i in part]))
+                    for i, r in zip(part, res):
+                        h, w = shapes[i]
+                        out[i] = r[:h, :w]
+        return out  # type: ignore[return-value]
 
     def _hyper_encode(self, ys: Sequence[np.ndarray], level: int) -> list[bytes]:
         self._build()
@@ -289,11 +317,13 @@ class Codec:
             tile=0,
             margin=0,
             tiled=False,
+            chunk_pixels=HYPER_CHUNK_PIXELS,
         )
-        means = self._hyper_means(z_syms, [y.shape[:2] for y in ys])
+        shapes = [y.shape[:2] for y in ys]
+        means = self._hyper_means(z_syms, shapes)
+        indexes = self._scale_indexes(z_syms, shapes)
         payloads = []
-        for y, z_sym, mean in zip(ys, z_syms, means):
-            index = self._scale_indexes(z_sym, *y.shape[:2])
+        for y, z_sym, mean, index in zip(ys, z_syms, means, indexes):
             residual = np.round(y - mean).astype(np.int32)
             enc = new_encoder()
             z_rows = self.z_coder.rows(level, z_sym.shape[:2])
@@ -303,22 +333,25 @@ class Codec:
             payloads.append(finish(enc))
         return payloads
 
-    def _hyper_decode_symbols(self, payload: bytes, level: int, shape) -> dict[str, np.ndarray]:
+    def _hyper_decode_symbols(self, jobs: Sequence[tuple[bytes, int, tuple[int, int]]]):
+        """Decode (payload, level, (h, w)) jobs: every z first, then all scale indexes in
+        batches, then every y, each from where its own stream stopped."""
         self._build()
-        h, w = shape
-        zh, zw = self._z_grid(h, w)
-        budget = budget_bits(payload)
-
-        def run():
+        states = []
+        for payload, level, (h, w) in jobs:
+            budget = budget_bits(payload)
             dec = new_decoder(payload)
+            zh, zw = self._z_grid(h, w)
             z_rows = self.z_coder.rows(level, (zh, zw))
-            z = self.z_coder.indexed.decode_from(dec, z_rows, budget)
-            z = z.reshape(zh, zw, -1).astype(np.int32)
-            index = self._scale_indexes(z, h, w)
-            y = self.y_coder.decode_from(dec, index.ravel(), budget)
-            return {"z": z, "y": y.reshape(h, w, -1).astype(np.int32)}
-
-        return decoding_errors(run)
+            z = decoding_errors(partial(self.z_coder.indexed.decode_from, dec, z_rows, budget))
+            states.append((dec, budget, z.reshape(zh, zw, -1).astype(np.int32)))
+        shapes = [shape for _, _, shape in jobs]
+        indexes = self._scale_indexes([z for _, _, z in states], shapes)
+        out = []
+        for (dec, budget, z), index, (h, w) in zip(states, indexes, shapes):
+            y = decoding_errors(partial(self.y_coder.decode_from, dec, index.ravel(), budget))
+            out.append({"z": z, "y": y.reshape(h, w, -1).astype(np.int32)})
+        return out
 
     def decode_payloads(
         self, items: Sequence[tuple[container.Header, bytes]]

@@ -22,8 +22,8 @@ TILE_MARGIN = 64  # overlap per side, beyond the transforms' receptive field
 TILE_THRESHOLD = 1024 * 1024  # padded pixels above which images are tiled
 
 
-def _chunk_size(pixels: int) -> int:
-    return int(max(1, min(64, CHUNK_PIXELS // max(pixels, 1))))
+def _chunk_size(pixels: int, chunk_pixels: int = CHUNK_PIXELS) -> int:
+    return int(max(1, min(64, chunk_pixels // max(pixels, 1))))
 
 
 def apply_network(
@@ -33,6 +33,7 @@ def apply_network(
     tile: int,
     margin: int,
     tiled: bool = True,
+    chunk_pixels: int = CHUNK_PIXELS,
 ) -> list[np.ndarray]:
     """Run a fully convolutional ``fn`` over arrays of any sizes, deterministically.
 
@@ -40,6 +41,8 @@ def apply_network(
     depends on the shape only; arrays over the tile threshold run alone in
     overlapping tiles (unless ``tiled`` is false: the hyperprior's small networks
     see the whole latent). Output side = input side * scale[0] / scale[1].
+    ``chunk_pixels`` sets the batch size per shape (smaller for cheap networks,
+    whose zero-filled padding would otherwise cost more than the images).
     """
     num, den = scale
     out: list[np.ndarray | None] = [None] * len(arrays)
@@ -48,22 +51,22 @@ def apply_network(
         groups.setdefault(a.shape, []).append(i)
     # Independent network calls, each a (make the input batch, store the output) pair.
     calls: list[tuple[Callable[[], np.ndarray], Callable[[np.ndarray], None]]] = []
-    tiled: list[tuple[int, list, list]] = []
+    tiles: list[tuple[int, list, list]] = []
     for shape, idx in groups.items():
         pixels = shape[0] * shape[1] * max(num, den) ** 2
         if tiled and pixels > TILE_THRESHOLD:
             for i in idx:
                 plan = _tile_plan(shape, tile, margin)
                 pieces: list = [None] * len(plan)
-                tiled.append((i, plan, pieces))
+                tiles.append((i, plan, pieces))
                 for t, box in enumerate(plan):
                     calls.append(_tile_call(arrays[i], box, pieces, t))
             continue
-        size = _chunk_size(pixels)
+        size = _chunk_size(pixels, chunk_pixels)
         for start in range(0, len(idx), size):
             calls.append(_chunk_call(arrays, idx[start : start + size], size, out))
     _run_calls(fn, calls)
-    for i, plan, pieces in tiled:
+    for i, plan, pieces in tiles:
         out[i] = _assemble(arrays[i].shape, plan, pieces, num, den, tile, margin)
     return out  # type: ignore[return-value]
 
