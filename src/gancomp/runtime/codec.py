@@ -24,6 +24,7 @@ import numpy as np
 
 from gancomp.coding import container
 from gancomp.coding.entropy import (
+    LATENT_LIMIT,
     IndexedCoder,
     LatentCoder,
     budget_bits,
@@ -195,7 +196,6 @@ class Codec:
         reduced_16bit: Sequence[bool] | None = None,
     ) -> list[bytes]:
         """Compress RGB uint8 (H, W, 3) arrays to .gcz bytes (batched for speed)."""
-        n = len(images)
         for im in images:
             _check_rgb(im)
         level = self.level_of(quality)
@@ -205,22 +205,34 @@ class Codec:
             payloads = [
                 self.coder.encode(sym, level) for sym in self.quantized_latents(images, quality)
             ]
+        shapes = [im.shape[:2] for im in images]
+        return self._pack(shapes, payloads, quality, alphas, grayscale, reduced_16bit)
+
+    def _pack(
+        self,
+        shapes: Sequence[tuple[int, int]],
+        payloads: Sequence[bytes],
+        quality: int,
+        alphas: Sequence[np.ndarray | None] | None,
+        grayscale: Sequence[bool] | None,
+        reduced_16bit: Sequence[bool] | None,
+    ) -> list[bytes]:
+        """Whole .gcz files: the header of each (height, width) image, then its payload."""
         out = []
-        for i, (im, payload) in enumerate(zip(images, payloads)):
+        for i, ((height, width), payload) in enumerate(zip(shapes, payloads, strict=True)):
             alpha = alphas[i] if alphas else None
             header = container.Header(
                 self.category,
                 quality,
                 self.fingerprint,
-                im.shape[1],
-                im.shape[0],
+                width,
+                height,
                 entropy_model=self.entropy_model,
                 grayscale=bool(grayscale[i]) if grayscale else False,
                 reduced_16bit=bool(reduced_16bit[i]) if reduced_16bit else False,
                 alpha=container.compress_alpha(alpha) if alpha is not None else None,
             )
             out.append(container.pack(header, payload))
-        assert len(out) == n
         return out
 
     def decode_symbols(
@@ -306,19 +318,26 @@ class Codec:
                         out[i] = r[:h, :w]
         return out  # type: ignore[return-value]
 
-    def _hyper_encode(self, ys: Sequence[np.ndarray], level: int) -> list[bytes]:
+    def _hyper_encode(
+        self,
+        ys: Sequence[np.ndarray],
+        level: int,
+        z_syms: Sequence[np.ndarray] | None = None,
+    ) -> list[bytes]:
+        """Payloads of scaled latents y; z = round(h_a(y)) unless ``z_syms`` gives it."""
         self._build()
         f = 2**self._net.hyper_down
-        padded = [_pad(y, f) for y in ys]
-        z_syms = tiling.apply_network(
-            padded,
-            lambda b: np.round(self._net.hyper_analysis(b)).astype(np.int32),
-            scale=(1, f),
-            tile=0,
-            margin=0,
-            tiled=False,
-            chunk_pixels=HYPER_CHUNK_PIXELS,
-        )
+        if z_syms is None:
+            padded = [_pad(y, f) for y in ys]
+            z_syms = tiling.apply_network(
+                padded,
+                lambda b: np.round(self._net.hyper_analysis(b)).astype(np.int32),
+                scale=(1, f),
+                tile=0,
+                margin=0,
+                tiled=False,
+                chunk_pixels=HYPER_CHUNK_PIXELS,
+            )
         shapes = [y.shape[:2] for y in ys]
         means = self._hyper_means(z_syms, shapes)
         indexes = self._scale_indexes(z_syms, shapes)
@@ -391,6 +410,77 @@ class Codec:
                 )
             )
         return out
+
+    # -- latents given by the caller ---------------------------------------------
+    def compress_latents(
+        self,
+        shapes: Sequence[tuple[int, int]],
+        ys: Sequence[np.ndarray],
+        zs: Sequence[np.ndarray] | None = None,
+        quality: int = DEFAULT_QUALITY,
+        alphas: Sequence[np.ndarray | None] | None = None,
+        grayscale: Sequence[bool] | None = None,
+        reduced_16bit: Sequence[bool] | None = None,
+    ) -> list[bytes]:
+        """.gcz bytes of images given by their latents instead of their pixels.
+
+        ``shapes`` are the images' (height, width); ``ys`` their scaled latents (what
+        :meth:`scaled_latents` returns, e.g. after an encoder-side refinement,
+        :mod:`gancomp.refine`), float (h, w, M) on the latent grid of each size. The file
+        codes round(y) (factorized), or with a hyperprior round(z) and round(y - mean), the
+        mean and the scale indexes computed from round(z) exactly as the decoder does;
+        ``zs`` (float or int, on z's grid) is the hyper-latent, h_a(y) when not given. With
+        ``ys = scaled_latents(images)`` and no ``zs`` the bytes are those of
+        :meth:`compress_arrays`.
+        """
+        self._build()
+        n = len(shapes)
+        if len(ys) != n or (zs is not None and len(zs) != n):
+            raise InputError(f"{n} image shapes but {len(ys)} latents")
+        if zs is not None and not self.hyperprior:
+            raise InputError("a factorized model codes no hyper-latent z")
+        level = self.level_of(quality)
+        s, m = self.stride, self._net.latent_channels
+        latents = []
+        for i, ((height, width), y) in enumerate(zip(shapes, ys)):
+            if not (
+                1 <= height <= container.MAX_DIMENSION and 1 <= width <= container.MAX_DIMENSION
+            ):
+                raise InputError(f"image size {width}x{height} out of range")
+            if height * width > container.MAX_PIXELS:
+                raise InputError(f"image over the limit of {container.MAX_PIXELS} pixels")
+            y = np.asarray(y, np.float32)
+            expected = (-(-height // s), -(-width // s), m)
+            if y.shape != expected:
+                raise InputError(
+                    f"latent {i} has shape {y.shape}, a {width}x{height} image needs {expected}"
+                )
+            if not np.isfinite(y).all():
+                raise InputError(f"latent {i} is not finite")
+            latents.append(y)
+        if not self.hyperprior:
+            payloads = [self.coder.encode(_symbols(y), level) for y in latents]
+        else:
+            z_syms = None
+            if zs is not None:
+                z_syms = []
+                for i, (y, z) in enumerate(zip(latents, zs)):
+                    z = np.asarray(z)
+                    expected = (*self._z_grid(*y.shape[:2]), self._net.hyper_analysis.out_channels)
+                    if z.shape != expected:
+                        raise InputError(
+                            f"hyper-latent {i} has shape {z.shape}, expected {expected}"
+                        )
+                    if not np.isfinite(z).all():
+                        raise InputError(f"hyper-latent {i} is not finite")
+                    z_syms.append(_symbols(z))
+            payloads = self._hyper_encode(latents, level, z_syms)
+        return self._pack(shapes, payloads, quality, alphas, grayscale, reduced_16bit)
+
+
+def _symbols(v: np.ndarray) -> np.ndarray:
+    """round(v) as int32; beyond the coder's range clipped first (where it would clip them)."""
+    return np.clip(np.round(v), -LATENT_LIMIT, LATENT_LIMIT).astype(np.int32)
 
 
 def _check_rgb(im: np.ndarray) -> None:
