@@ -22,13 +22,18 @@ if _TYPE_CHECKING:
 
     from gancomp.batch import compress_files, decompress_files
     from gancomp.io.images import Image as _LoadedImage
+    from gancomp.runtime.rate_control import compress_to_target as compress_to_target
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "compress", "compress_files", "decompress", "decompress_files"]
 
 # Public names defined in another module, imported on first access (keeps `import gancomp` cheap).
-_LAZY = {"compress_files": "gancomp.batch", "decompress_files": "gancomp.batch"}
+_LAZY = {
+    "compress_files": "gancomp.batch",
+    "compress_to_target": "gancomp.runtime.rate_control",
+    "decompress_files": "gancomp.batch",
+}
 
 
 def __getattr__(name: str) -> object:

@@ -30,11 +30,14 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 # UsageError lived here first: gancomp.batch.UsageError stays importable.
 from gancomp.errors import GancompError, InputError, UsageError
 from gancomp.io.files import NoSpaceError, check_writable_target
+
+if TYPE_CHECKING:
+    from gancomp.runtime.rate_control import RateTarget
 
 StrPath: TypeAlias = "str | os.PathLike[str]"
 
@@ -65,6 +68,11 @@ class FileResult:
     quality: int | None = None
     bpp: float | None = None  # bits per pixel of the .gcz file, header included
     bit_depth_reduced: bool = False  # a 16-bit source stored with 8 bits per sample
+    # Rate control (compress with a target; None otherwise):
+    target: RateTarget | None = None
+    target_met: bool | None = None  # False: the nearest file was written (``nearest``)
+    psnr: float | None = None  # as `gancomp compare` measures it; computed for PSNR targets
+    target_miss: str | None = None  # how far the nearest file is, when the target is missed
     error: str | None = None
     exception: BaseException | None = field(default=None, repr=False, compare=False)
 
@@ -89,27 +97,50 @@ class BatchStopped(GancompError):
 def compress_files(
     inputs: StrPath | Iterable[StrPath],
     category: str,
-    quality: int = 4,
+    quality: int | None = None,
     output: StrPath | None = None,
     force: bool = False,
     models_dir: StrPath | None = None,
     progress: ProgressCallback | None = None,
+    *,
+    target_bpp: float | None = None,
+    target_bytes: int | None = None,
+    target_psnr: float | None = None,
+    nearest: bool = False,
 ) -> list[FileResult]:
     """Compress image files (or folders of them) to ``.gcz`` files; one result per input file.
 
     ``category`` names a model or is ``"auto"`` (a model per image, see
-    :mod:`gancomp.runtime.auto`); ``quality`` is 1 (smallest) to 8 (best). Output names and
-    places follow the module's rules. Same-size images go through the network in batches;
-    if a batch fails, its files are retried one by one so that one bad file sinks only itself.
+    :mod:`gancomp.runtime.auto`); ``quality`` is 1 (smallest) to 8 (best), 4 by default.
+    Output names and places follow the module's rules. Same-size images go through the
+    network in batches; if a batch fails, its files are retried one by one so that one bad
+    file sinks only itself.
+
+    Rate control (:mod:`gancomp.runtime.rate_control`), instead of ``quality``: at most one of
+    ``target_bpp`` or ``target_bytes`` (each image gets the highest quality whose whole file
+    is not larger) or ``target_psnr`` (the smallest file whose PSNR, as ``gancomp compare``
+    measures it, is at least that many dB). An image that no level brings to its target fails
+    with a message naming the nearest value (a
+    :class:`~gancomp.runtime.rate_control.TargetUnreachable`), unless ``nearest``: the nearest
+    file is written then (the smallest, or the highest PSNR), with ``target_met`` False.
 
     Raises GancompError when nothing can be done (no model for ``category``, no images in
-    the given folders, a bad ``output``) and BatchStopped when the disk fills up.
+    the given folders, a bad ``output``), UsageError for a quality together with a target, an
+    invalid target or ``nearest`` without one, and BatchStopped when the disk fills up.
     """
     from gancomp.io.files import atomic_write_bytes
     from gancomp.io.images import IMAGE_SUFFIXES, load_image
     from gancomp.runtime import codec as codec_mod
+    from gancomp.runtime import rate_control
     from gancomp.runtime.models import available_categories
 
+    target = rate_control.RateTarget.from_options(target_bpp, target_bytes, target_psnr)
+    if target is not None and quality is not None:
+        raise UsageError("a quality and a target exclude each other: give one")
+    if nearest and target is None:
+        raise UsageError("nearest applies to a target (bpp, bytes or PSNR) only")
+    if quality is None:
+        quality = codec_mod.DEFAULT_QUALITY
     files, many = expand_inputs(inputs, IMAGE_SUFFIXES)
     if not files:
         if many:
@@ -118,45 +149,70 @@ def compress_files(
     if category == "auto":
         if not available_categories(models_dir):
             raise GancompError("no models available for --category auto")
+    elif target is not None:  # an unknown model fails before any work
+        codec_mod.load_codec(category, models_dir)
     else:  # an unknown model or quality fails before any work
         codec_mod.load_codec(category, models_dir).level_of(quality)
     targets = _plan_outputs(files, many, output, GCZ_SUFFIX, _check_gcz_name)
 
-    def load(src: Path, target: Path) -> tuple[Any, int]:
-        check_writable_target(target, force)
+    def load(src: Path, out: Path) -> tuple[Any, int]:
+        check_writable_target(out, force)
         image = load_image(src)
         return image, _input_size(src)
 
-    def code(items: list[tuple[Any, int]]) -> list[tuple[bytes, str]]:
+    def code(items: list[tuple[Any, int]]) -> list[_Coded | GancompError]:
         images = [image for image, _ in items]
+        if target is not None:
+            return [
+                _Coded(c.data, c.category, c.quality, c)
+                if c.met or nearest
+                else rate_control.TargetUnreachable(c)
+                for c in rate_control.compress_to_targets(images, category, target, models_dir)
+            ]
         if category == "auto":
             from gancomp.runtime.auto import compress_auto
 
-            return compress_auto(images, quality, models_dir)
+            return [
+                _Coded(data, chosen, quality)
+                for data, chosen in compress_auto(images, quality, models_dir)
+            ]
         return [
-            (data, category)
+            _Coded(data, category, quality)
             for data in codec_mod.compress_many(images, category, quality, models_dir)
         ]
 
-    def write(
-        src: Path, target: Path, item: tuple[Any, int], coded: tuple[bytes, str]
-    ) -> FileResult:
-        (image, in_bytes), (data, chosen) = item, coded
-        atomic_write_bytes(target, data, force=force)
+    def write(src: Path, out: Path, item: tuple[Any, int], coded: _Coded) -> FileResult:
+        image, in_bytes = item
+        atomic_write_bytes(out, coded.data, force=force)
+        rate = coded.choice
         return FileResult(
             path=src,
-            output=target,
-            output_bytes=len(data),
+            output=out,
+            output_bytes=len(coded.data),
             input_bytes=in_bytes,
             width=image.width,
             height=image.height,
-            category=chosen,
-            quality=quality,
-            bpp=8 * len(data) / (image.width * image.height),
+            category=coded.category,
+            quality=coded.quality,
+            bpp=8 * len(coded.data) / (image.width * image.height),
             bit_depth_reduced=image.bit_depth_reduced,
+            target=rate.target if rate else None,
+            target_met=rate.met if rate else None,
+            psnr=rate.psnr if rate else None,
+            target_miss=rate.shortfall() if rate and not rate.met else None,
         )
 
     return _run(files, targets, load, code, lambda item: code([item])[0], write, progress)
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """One image's file, as the writer needs it."""
+
+    data: bytes
+    category: str
+    quality: int
+    choice: Any = None  # the rate_control.RateChoice, with a target
 
 
 def decompress_files(

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import contextlib  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 from typing import Any  # noqa: E402
@@ -172,15 +173,56 @@ def _compress_line(r, auto: bool, as_json: bool) -> str:
         row = {"input": str(r.path), "output": str(r.output)}
         row.update({k: getattr(r, k) for k in fields})
         row.update(ratio=ratio, width=r.width, height=r.height)
+        if r.target is not None:
+            exact = r.psnr is not None and math.isinf(r.psnr)
+            row.update(
+                quality=r.quality,
+                psnr=None if exact else r.psnr,  # null: not computed, or identical (below)
+                target_kind=r.target.kind,
+                target=r.target.value,
+                target_met=r.target_met,
+            )
+            if exact:
+                row["identical"] = True
         return json.dumps(row)
     notes = [f"category {r.category}"] if auto else []
     if r.bit_depth_reduced:
         notes.append("16-bit input reduced to 8 bits")
+    if r.target is not None and r.target_met:
+        psnr = f", {r.psnr:.2f} dB" if r.psnr is not None else ""
+        notes.append(f"quality {r.quality}{psnr}, target {r.target.describe()} met")
+    elif r.target is not None:
+        notes.append(f"target missed, nearest written: {r.target_miss}")
     extra = f" ({'; '.join(notes)})" if notes else ""
     return (
         f"{r.path} -> {r.output}: {r.input_bytes} -> {r.output_bytes} bytes, "
         f"{r.bpp:.3f} bpp, ratio {ratio:.1f}{extra}"
     )
+
+
+class _PositiveNumber(click.ParamType):
+    """A positive finite float (click.FloatRange lets NaN and inf through)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number <= 0:
+            self.fail(f"{value!r} is not a positive finite number", param, ctx)
+        return number
+
+
+_TARGET_OPTIONS = ("target_bpp", "target_bytes", "target_psnr")
+
+
+def _option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 @main.command()
@@ -200,12 +242,51 @@ def _compress_line(r, auto: bool, as_json: bool) -> str:
     help="1 = smallest file ... 8 = best quality.",
 )
 @click.option(
+    "--target-bpp",
+    type=_PositiveNumber(),
+    metavar="BPP",
+    help="Per image, the highest quality whose whole .gcz file is at most BPP bits per pixel.",
+)
+@click.option(
+    "--target-bytes",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Per image, the highest quality whose whole .gcz file is at most N bytes.",
+)
+@click.option(
+    "--target-psnr",
+    type=_PositiveNumber(),
+    metavar="DB",
+    help="Per image, the smallest file whose PSNR (as 'gancomp compare' measures the "
+    "decoded image) is at least DB.",
+)
+@click.option(
+    "--nearest",
+    is_flag=True,
+    help="When no quality reaches the target, write the nearest file (the smallest, or the "
+    "highest PSNR) instead of failing that image.",
+)
+@click.option(
     "-o", "--output", "out", type=click.Path(), help="Output .gcz file, or folder to write into."
 )
 @_FORCE_OPTION
 @_JSON_OPTION
 @MODELS_DIR_OPTION
-def compress(inputs, category, quality, out, force, as_json, models_dir) -> None:
+@click.pass_context
+def compress(
+    ctx,
+    inputs,
+    category,
+    quality,
+    target_bpp,
+    target_bytes,
+    target_psnr,
+    nearest,
+    out,
+    force,
+    as_json,
+    models_dir,
+) -> None:
     """Compress images (or folders of images) to .gcz files.
 
     Each image writes <stem>.gcz next to it. With -o: one image writes OUT (a name ending
@@ -216,13 +297,42 @@ def compress(inputs, category, quality, out, force, as_json, models_dir) -> None
 
     --category auto tries every available model and keeps, per image, the one that codes
     it best.
+
+    Rate control, instead of --quality: --target-bpp or --target-bytes (the whole file,
+    header and alpha included) writes, per image, the highest quality whose file is not
+    larger; --target-psnr the smallest file that reaches that PSNR. An image that no quality
+    brings to its target is reported with the nearest value reached and not written (exit
+    status 1; the other images go on), unless --nearest. With --category auto the model is
+    chosen as auto does at quality 4, then its qualities are searched. --json adds quality,
+    psnr (PSNR targets), target_kind, target and target_met.
     """
+    from click.core import ParameterSource
+
     from gancomp.batch import compress_files
+
+    params = ctx.params
+    given = [_option_name(n) for n in _TARGET_OPTIONS if params[n] is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"{' and '.join(given)} exclude each other: give one target")
+    if given and ctx.get_parameter_source("quality") is not ParameterSource.DEFAULT:
+        raise click.UsageError(f"--quality and {given[0]} exclude each other: give one")
+    if nearest and not given:
+        raise click.UsageError("--nearest needs --target-bpp, --target-bytes or --target-psnr")
 
     auto = category == "auto"
     _run_batch(
         lambda progress: compress_files(
-            inputs, category, quality, out, force, models_dir, progress=progress
+            inputs,
+            category,
+            None if given else quality,
+            out,
+            force,
+            models_dir,
+            progress=progress,
+            target_bpp=target_bpp,
+            target_bytes=target_bytes,
+            target_psnr=target_psnr,
+            nearest=nearest,
         ),
         _Reporter("compress", lambda r: _compress_line(r, auto, as_json)),
     )
