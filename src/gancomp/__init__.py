@@ -26,7 +26,14 @@ if _TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "compress", "compress_files", "decompress", "decompress_files"]
+__all__ = [
+    "__version__",
+    "compress",
+    "compress_files",
+    "compress_to_target",
+    "decompress",
+    "decompress_files",
+]
 
 # Public names defined in another module, imported on first access (keeps `import gancomp` cheap).
 _LAZY = {
