@@ -7,6 +7,7 @@ hp-flower: stride 16); the comparisons with Keras need the training stack.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -221,3 +222,37 @@ def test_format_2_bytes_and_pixels_do_not_move_with_threads(models_dir, tmp_path
     r = run_cli("decompress", gcz, "--models-dir", models_dir, env=env)
     assert r.returncode == 0, r.stderr
     assert np.array_equal(np.asarray(Image.open(png)), ref_pixels)
+
+
+@pytest.mark.parametrize("category", ["flower", "hp-flower"])
+def test_shrunk_weights_halve_the_folder_and_barely_move_pixels(models_dir, tmp_path, category):
+    from gancomp.runtime.models import read_model_folder, shrink_weights, write_model_folder
+
+    src = models_dir / category
+    folder = read_model_folder(src)
+    with np.load(io.BytesIO(folder.weights)) as z:
+        weights = {k: z[k] for k in z.files}
+    small = shrink_weights(weights)
+    kernels = [k for k, a in weights.items() if a.ndim == 4 and a.dtype.kind == "f"]
+    assert kernels and all(small[k].dtype == np.float16 for k in kernels)
+    assert all(small[k].dtype == np.float32 for k in weights if k.endswith("log_gain"))
+    for k, a in weights.items():
+        if a.dtype.kind in "iu":  # the exact index path: the same integers
+            assert np.array_equal(small[k], a)
+            assert small[k].dtype == np.int16 or not k.endswith("kernel_int")
+    out = tmp_path / category
+    write_model_folder(
+        out, (src / "config.json").read_text(), small, folder.tables, {"category": category}
+    )
+    assert len(read_model_folder(out).weights) < 0.6 * len(folder.weights)
+    img = _photo()
+    ref = gancomp.decompress(
+        gancomp.compress(img, category=category, quality=6, models_dir=models_dir),
+        models_dir=models_dir,
+    )
+    got = gancomp.decompress(
+        gancomp.compress(img, category=category, quality=6, models_dir=tmp_path),
+        models_dir=tmp_path,
+    )
+    diff = np.abs(ref.astype(int) - got.astype(int))
+    assert diff.max() <= 8 and diff.mean() < 0.5
