@@ -62,12 +62,15 @@ def compress(
     category: str,
     quality: int = 4,
     models_dir: "str | os.PathLike[str] | None" = None,
+    effort: str = "normal",
 ) -> bytes:
     """Compress ``image`` to ``.gcz`` bytes.
 
     ``image`` is a path, a PIL image or a uint8 array shaped as :func:`decompress` returns:
     HxW (grayscale), HxWx2 (gray + alpha), HxWx3 (RGB) or HxWx4 (RGBA); alpha is stored
-    losslessly. ``category`` names a model, or ``"auto"`` picks one per image.
+    losslessly. ``category`` names a model, or ``"auto"`` picks one per image. ``effort``
+    ``"fast"`` or ``"max"`` refines the latents first (:mod:`gancomp.refine`; needs
+    TensorFlow, the ``train`` extra); ``"normal"`` is the encoder's single pass.
     """
     import os
     from pathlib import Path
@@ -81,6 +84,16 @@ def compress(
         image = from_pil(image)
     elif not isinstance(image, Image):
         image = from_array(image)
+    from gancomp import refine
+
+    if refine.refines(effort):
+        from gancomp.io.images import load_image
+
+        refine.require_refiner(effort)
+        if isinstance(image, Path):
+            image = load_image(image)
+        [(data, _)] = refine.compress_many([image], category, quality, effort, models_dir)
+        return data
     return compress_image(image, category, quality, models_dir)
 
 

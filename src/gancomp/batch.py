@@ -107,6 +107,8 @@ def compress_files(
     target_bytes: int | None = None,
     target_psnr: float | None = None,
     nearest: bool = False,
+    effort: str = "normal",
+    effort_progress: bool = False,
 ) -> list[FileResult]:
     """Compress image files (or folders of them) to ``.gcz`` files; one result per input file.
 
@@ -124,10 +126,16 @@ def compress_files(
     :class:`~gancomp.runtime.rate_control.TargetUnreachable`), unless ``nearest``: the nearest
     file is written then (the smallest, or the highest PSNR), with ``target_met`` False.
 
+    ``effort`` (:mod:`gancomp.refine`): ``"normal"`` is the encoder's single pass; ``"fast"``
+    and ``"max"`` refine each image's latents (TensorFlow, the ``train`` extra; without it a
+    GancompError before any work), with a target for every file the search tries.
+    ``effort_progress`` shows a bar on stderr while latents are refined.
+
     Raises GancompError when nothing can be done (no model for ``category``, no images in
     the given folders, a bad ``output``), UsageError for a quality together with a target, an
     invalid target or ``nearest`` without one, and BatchStopped when the disk fills up.
     """
+    from gancomp import refine
     from gancomp.io.files import atomic_write_bytes
     from gancomp.io.images import IMAGE_SUFFIXES, load_image
     from gancomp.runtime import codec as codec_mod
@@ -141,6 +149,8 @@ def compress_files(
         raise UsageError("nearest applies to a target (bpp, bytes or PSNR) only")
     if quality is None:
         quality = codec_mod.DEFAULT_QUALITY
+    refine.check_effort(effort)
+    refine.require_refiner(effort)  # TensorFlow, when the effort needs it: before any work
     files, many = expand_inputs(inputs, IMAGE_SUFFIXES)
     if not files:
         if many:
@@ -163,11 +173,23 @@ def compress_files(
     def code(items: list[tuple[Any, int]]) -> list[_Coded | GancompError]:
         images = [image for image, _ in items]
         if target is not None:
+            encoder = {}
+            if refine.refines(effort):
+                encoder["make_encoder"] = refine.effort_encoder(effort, progress=effort_progress)
             return [
                 _Coded(c.data, c.category, c.quality, c)
                 if c.met or nearest
                 else rate_control.TargetUnreachable(c)
-                for c in rate_control.compress_to_targets(images, category, target, models_dir)
+                for c in rate_control.compress_to_targets(
+                    images, category, target, models_dir, **encoder
+                )
+            ]
+        if refine.refines(effort):
+            return [
+                _Coded(data, chosen, quality)
+                for data, chosen in refine.compress_many(
+                    images, category, quality, effort, models_dir, progress=effort_progress
+                )
             ]
         if category == "auto":
             from gancomp.runtime.auto import compress_auto

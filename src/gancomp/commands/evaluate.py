@@ -104,6 +104,15 @@ def _levels_arg(ctx, param, value):
         raise click.BadParameter(str(exc)) from None
 
 
+def _efforts_arg(ctx, param, value):
+    from gancomp.evaluation.bench import parse_efforts
+
+    try:
+        return parse_efforts(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _codecs_arg(ctx, param, value):
     from gancomp.evaluation.bench import parse_codecs
 
@@ -135,12 +144,23 @@ def _codecs_arg(ctx, param, value):
     callback=_levels_arg,
     help="gancomp quality levels: a range (1-8), a list (1,3,5) or one level.",
 )
+@click.option(
+    "--effort",
+    "efforts",
+    default="normal",
+    show_default=True,
+    callback=_efforts_arg,
+    help="gancomp encoder effort, or several (normal,max): the first is compared with the "
+    "codecs, each further one gets its own curve and its BD-rate against the first.",
+)
 @click.option("--json", "json_path", type=click.Path(), help="Write all results to this file.")
 @click.option("--plot", "plot_path", type=click.Path(), help="Write rate-distortion curves (.png).")
 @click.option("--limit", type=click.IntRange(1), help="Use only the first N images (by name).")
 @click.option("--force", is_flag=True, help="Overwrite existing --json / --plot files.")
 @MODELS_DIR_OPTION
-def bench(category, data, codecs, levels, json_path, plot_path, limit, force, models_dir) -> None:
+def bench(
+    category, data, codecs, levels, efforts, json_path, plot_path, limit, force, models_dir
+) -> None:
     """Rate-distortion benchmark of a model against JPEG, WebP and AVIF.
 
     Every codec compresses the images of --data in memory. For each setting the
@@ -148,6 +168,10 @@ def bench(category, data, codecs, levels, json_path, plot_path, limit, force, mo
     and coding times per image. The BD-rate (Bjontegaard, VCEG-M33) compares
     gancomp with each codec at equal PSNR and at equal MS-SSIM dB; negative means
     gancomp needs fewer bits.
+
+    --effort fast or max refines the latents of every image (needs TensorFlow: pip install
+    'gancomp[train]'); with several efforts (--effort normal,max) their curves sit side by side,
+    with the BD-rate of each against the first.
     """
     from gancomp.evaluation import bench as bench_mod
     from gancomp.io.files import check_writable_target
@@ -165,6 +189,7 @@ def bench(category, data, codecs, levels, json_path, plot_path, limit, force, mo
         levels,
         models_dir=models_dir,
         progress=sys.stderr.isatty(),
+        efforts=efforts,
     )
     result["data"] = str(data)
     for name, reason in result["skipped"].items():

@@ -7,10 +7,15 @@ MSE and L1 (:func:`gancomp.evaluation.roundtrip.summarise`) and the mean coding 
 The curves are compared with the Bjontegaard delta rate (G. Bjontegaard, "Calculation of
 average PSNR differences between RD-curves", ITU-T SG16 Q.6 VCEG-M33, Austin, April 2001):
 see :func:`bd_rate`.
+
+Encoder efforts (:mod:`gancomp.refine`): the first effort asked for is the ``gancomp`` curve,
+compared with the classical codecs; every further effort E is a ``gancomp-E`` curve beside
+it, with its BD-rate against the first (``effort_bd_rate``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -71,6 +76,29 @@ def parse_levels(text: str) -> list[int]:
             raise ValueError(f"bad level range {part!r} in {text!r}")
         levels.update(range(lo, hi + 1))
     return sorted(levels)
+
+
+def parse_efforts(text: str) -> list[str]:
+    """Encoder efforts from "normal", "normal,max" (order kept, duplicates dropped)."""
+    from gancomp.refine import EFFORTS
+
+    names: list[str] = []
+    for part in text.replace(" ", "").lower().split(","):
+        if not part:
+            continue
+        if part not in EFFORTS:
+            raise ValueError(f"unknown effort {part!r} (choose from {', '.join(EFFORTS)})")
+        if part not in names:
+            names.append(part)
+    if not names:
+        raise ValueError("no effort given (choose from " + ", ".join(EFFORTS) + ")")
+    return names
+
+
+def curve_name(effort: str, first: str) -> str:
+    """The curve of an effort: ``gancomp`` for the first effort asked for, else
+    ``gancomp-<effort>``."""
+    return "gancomp" if effort == first else f"gancomp-{effort}"
 
 
 def parse_codecs(text: str) -> list[str]:
@@ -250,9 +278,33 @@ def _row(quality, images, decoded, blobs, t_enc: float, t_dec: float) -> dict[st
     return row
 
 
-def _gancomp_point(codec, quality: int, images: Sequence[np.ndarray]) -> dict[str, Any]:
-    rt = round_trip(codec, images, quality)
-    return _row(quality, images, rt.decoded, rt.blobs, rt.encode_seconds, rt.decode_seconds)
+def _gancomp_point(
+    codec, quality: int, images: Sequence[np.ndarray], effort: str = "normal", schedule=None
+) -> dict[str, Any]:
+    from gancomp.refine import refines
+
+    if not refines(effort, schedule):
+        rt = round_trip(codec, images, quality)
+        return _row(quality, images, rt.decoded, rt.blobs, rt.encode_seconds, rt.decode_seconds)
+    from gancomp.coding.container import unpack
+    from gancomp.refine import compress_images
+
+    t0 = time.perf_counter()
+    blobs = compress_images(codec, images, quality, effort, schedule=schedule)
+    t1 = time.perf_counter()
+    decoded = [d.rgb for d in codec.decode_payloads([unpack(b) for b in blobs])]
+    t2 = time.perf_counter()
+    return _row(quality, images, decoded, blobs, t1 - t0, t2 - t1)
+
+
+def _warm_up(effort: str, schedules: dict[str, Any]):
+    """Two iterations of an effort's schedule (None for normal): enough to compile it."""
+    from gancomp.refine import SCHEDULES
+
+    schedule = schedules.get(effort, SCHEDULES.get(effort))
+    if schedule is None:
+        return None
+    return dataclasses.replace(schedule, iterations=min(2, schedule.iterations))
 
 
 def _progress(total: int, enabled: bool):
@@ -269,6 +321,8 @@ def run_bench(
     models_dir: str | os.PathLike | None = None,
     progress: bool = False,
     qualities: dict[str, Sequence[int]] | None = None,
+    efforts: Sequence[str] = ("normal",),
+    schedules: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rate-distortion curves of the ``category`` model and of classical codecs, and BD-rates.
 
@@ -278,6 +332,10 @@ def run_bench(
     gancomp against each codec (anchor) on PSNR and MS-SSIM dB; negative = gancomp
     needs fewer bits. The result is JSON-serialisable once infinities are handled
     (means are finite: summarise caps PSNR at 100 dB).
+
+    ``efforts`` (:mod:`gancomp.refine`): the first is the ``gancomp`` curve; each further one
+    adds a ``gancomp-<effort>`` curve and its BD-rates against the first under
+    ``effort_bd_rate``. ``schedules`` optionally replaces an effort's schedule.
     """
     from PIL import __version__ as pillow_version
     from PIL import features
@@ -295,6 +353,15 @@ def run_bench(
     for name in codecs:
         if name not in CODECS:
             raise InputError(f"unknown codec {name!r} (choose from {', '.join(CODECS)})")
+    from gancomp.refine import check_effort, require_refiner
+
+    efforts = list(dict.fromkeys(efforts))
+    if not efforts:
+        raise InputError("no effort to benchmark")
+    for effort in efforts:
+        check_effort(effort)
+        require_refiner(effort)  # TensorFlow, before the (long) run
+    schedules = schedules or {}
     codec = load_codec(category, models_dir)
     levels = sorted(set(levels)) if levels else list(range(1, codec.levels + 1))
     bad = [q for q in levels if not 1 <= q <= codec.levels]
@@ -309,16 +376,20 @@ def run_bench(
         if not qs or any(not 0 <= q <= 100 for q in qs):
             raise InputError(f"{n}: qualities must be a non-empty list of 0-100, got {qs}")
 
-    curves: dict[str, list[dict[str, Any]]] = {"gancomp": []}
-    total = len(levels) + sum(len(s) for s in sweeps.values())
+    names = {e: curve_name(e, efforts[0]) for e in efforts}
+    curves: dict[str, list[dict[str, Any]]] = {names[e]: [] for e in efforts}
+    total = len(levels) * len(efforts) + sum(len(s) for s in sweeps.values())
     with _progress(total, progress) as bar:
-        # Warm-up: the first call builds the network and traces the graph; keep it out of
-        # the timings.
-        _gancomp_point(codec, levels[0], rgb[:1])
-        for q in levels:
-            bar.set_postfix_str(f"gancomp {q}")
-            curves["gancomp"].append(_gancomp_point(codec, q, rgb))
-            bar.update(1)
+        for effort in efforts:
+            # Warm-up: the first call builds the network and traces the graph (with an effort
+            # that refines: imports TensorFlow, per level); keep it out of the timings.
+            for q in levels if effort != "normal" else levels[:1]:
+                _gancomp_point(codec, q, rgb[:1], effort, _warm_up(effort, schedules))
+            for q in levels:
+                bar.set_postfix_str(f"{names[effort]} {q}")
+                point = _gancomp_point(codec, q, rgb, effort, schedules.get(effort))
+                curves[names[effort]].append(point)
+                bar.update(1)
         for name in run:
             curves[name] = []
             _pillow_point(name, sweeps[name][0], rgb[:1])  # warm-up (library init), untimed
@@ -329,6 +400,18 @@ def run_bench(
 
     bd: dict[str, dict[str, Any]] = {}
     g = curves["gancomp"]
+    effort_bd = {
+        names[e]: {
+            m: bd_rate_report(
+                [p["bpp"] for p in g],
+                [p[m] for p in g],
+                [p["bpp"] for p in curves[names[e]]],
+                [p[m] for p in curves[names[e]]],
+            )
+            for m in METRICS
+        }
+        for e in efforts[1:]
+    }
     for name in run:
         c = curves[name]
         bd[name] = {
@@ -344,7 +427,11 @@ def run_bench(
         except ValueError:
             return None
 
-    settings: dict[str, Any] = {"gancomp": {"levels": levels}}
+    settings: dict[str, Any] = {}
+    for e in efforts:
+        settings[names[e]] = {"levels": levels, "effort": e}
+        if e in schedules:
+            settings[names[e]]["schedule"] = dataclasses.asdict(schedules[e])
     for n in run:
         settings[n] = {
             "format": CODECS[n]["format"],
@@ -364,6 +451,8 @@ def run_bench(
         "curves": curves,
         "bd_rate": bd,
         "bd_rate_note": "gancomp vs each codec as anchor; negative = gancomp needs fewer bits",
+        "efforts": efforts,
+        "effort_bd_rate": effort_bd,
         "versions": {"gancomp": __version__, "pillow": pillow_version},
     }
 
@@ -387,7 +476,7 @@ def format_tables(result: dict[str, Any]) -> str:
             rows.append(
                 (
                     name,
-                    f"{'level' if name == 'gancomp' else 'q'}={p['quality']}",
+                    f"{'level' if _is_gancomp(name) else 'q'}={p['quality']}",
                     f"{p['bpp']:.4f}",
                     _fmt(p["psnr"], 2),
                     f"{p['ms_ssim']:.5f}",
@@ -398,11 +487,27 @@ def format_tables(result: dict[str, Any]) -> str:
                     f"{p['decode_s_per_image'] * 1000:.2f}",
                 )
             )
+    efforts = result.get("efforts", ["normal"])
     lines = [
-        f"{result['category']} model {result['model_fingerprint']}, {result['images']} images",
+        f"{result['category']} model {result['model_fingerprint']}, {result['images']} images"
+        + ("" if efforts == ["normal"] else f", gancomp = effort {efforts[0]}"),
         "",
     ]
     lines += _table(head, rows, left=2)
+    if result.get("effort_bd_rate"):
+        lines += ["", f"BD-rate of each effort vs effort {efforts[0]} (negative = fewer bits)"]
+        effort_rows = []
+        for name, per_metric in result["effort_bd_rate"].items():
+            cells = [name]
+            for m in METRICS:
+                r = per_metric[m]
+                cells.append(f"{r['bd_rate']:+.1f}%" if r["bd_rate"] is not None else "n/a")
+            effort_rows.append(tuple(cells))
+        lines += _table(("curve", "PSNR", "MS-SSIM dB"), effort_rows, left=1)
+        for name, per_metric in result["effort_bd_rate"].items():
+            for m in METRICS:
+                if per_metric[m]["reason"]:
+                    lines.append(f"  {name} {m}: n/a: {per_metric[m]['reason']}")
     lines += ["", "BD-rate of gancomp vs each codec (Bjontegaard; negative = gancomp saves bits)"]
     bd_rows = []
     for name, per_metric in result["bd_rate"].items():
@@ -424,6 +529,10 @@ def format_tables(result: dict[str, Any]) -> str:
     else:
         lines.append("  (no classical codec ran)")
     return "\n".join(lines)
+
+
+def _is_gancomp(curve: str) -> bool:
+    return curve == "gancomp" or curve.startswith("gancomp-")
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> list[str]:
@@ -496,9 +605,9 @@ def write_plot(result: dict[str, Any], path: str | os.PathLike, force: bool = Fa
             pts = sorted((p["bpp"], p[m]) for p in points if math.isfinite(p[m]))
             if not pts:
                 continue
-            style = {"linewidth": 2.2, "marker": "o"} if name == "gancomp" else {"marker": "."}
+            style = {"linewidth": 2.2, "marker": "o"} if _is_gancomp(name) else {"marker": "."}
             label = name
-            if name != "gancomp":
+            if not _is_gancomp(name):
                 v = result["bd_rate"].get(name, {}).get(m, {}).get("bd_rate")
                 label += f" (gancomp BD-rate {v:+.1f}%)" if v is not None else ""
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=label, **style)
