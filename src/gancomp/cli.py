@@ -317,7 +317,7 @@ def compress(
     psnr (PSNR targets), target_kind, target and target_met.
 
     --effort fast or max optimises each image's latents for the level's rate-distortion
-    trade-off before coding them (stochastic Gumbel annealing; about 100 and 600 gradient
+    trade-off before coding them (stochastic Gumbel annealing; 100 and 500 gradient
     steps), and keeps the normal file where that is not better. The files decode as any
     other. The bytes depend only on the image, the model and the effort (on one machine).
     """

@@ -78,7 +78,7 @@ EFFORTS = ("fast", "normal", "max")
 DEFAULT_EFFORT = "normal"
 SCHEDULES: dict[str, Schedule] = {
     "fast": Schedule(iterations=100, learning_rate=0.05),
-    "max": Schedule(iterations=600, learning_rate=0.02),
+    "max": Schedule(iterations=500, learning_rate=0.03),
 }
 
 
