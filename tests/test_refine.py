@@ -314,3 +314,16 @@ def test_bench_puts_the_efforts_side_by_side(models_dir):
     assert report["bd_rate"] is not None or report["reason"]
     text = bench.format_tables(result)
     assert "BD-rate of each effort vs effort normal" in text and "gancomp-max" in text
+
+
+@pytest.mark.train
+def test_images_too_big_to_refine_keep_the_normal_file(models_dir, monkeypatch, capsys):
+    monkeypatch.setattr(refine, "MAX_REFINE_PIXELS", 32 * 32)
+    codec = _codec(models_dir, "hp-flower")
+    images = _images(("airplane_0.png", "flower_1.jpg"))
+    files = refine.compress_images(codec, images, 4, "max", schedule=SHORT, never_worse=False)
+    normal = codec.compress_arrays([im.rgb for im in images], 4)
+    assert files[0] != normal[0] and files[1] == normal[1]
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"gancomp: warning: '{DATA / 'flower_1.jpg'}': 337x250 is over")
+    assert line.endswith("written at normal effort")

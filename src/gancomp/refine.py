@@ -21,8 +21,11 @@ from (relaxed) z, y's relaxation is around h_s's mean, as the file codes round(y
 Each effort is a fixed :class:`Schedule` (iterations, learning rate, temperature) and the
 random numbers come from a fixed seed and the image's own pixels, so the bytes depend only
 on the image, the model and the effort (on one machine: the gradients are float arithmetic).
-Images of one size are refined together in batches of a fixed size (padded), so an image's
-bytes do not depend on the other images of a call either. Every refined file is compared
+Images of one size are refined together in batches; an image's gradients do not depend on
+the other images of its batch (tests/test_refine.py checks its bytes do not), nor its noise,
+so neither do its bytes. Images over :data:`MAX_REFINE_PIXELS` are not refined (a warning on
+stderr; their normal file is written): the whole image's gradients are held in memory, and
+refinement by tiles is not written yet. Every refined file is compared
 with the ``normal`` one by the same cost, measured on the real files (their bytes and their
 decoded pixels), and the cheaper is kept, so a higher effort never costs more than
 ``normal`` in rate + lambda x MSE.
@@ -35,6 +38,7 @@ The optimisation needs TensorFlow (the ``train`` extra); this module does not im
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -48,6 +52,9 @@ if TYPE_CHECKING:
     from gancomp.runtime.codec import Codec
 
 INSTALL_HINT = "pip install 'gancomp[train]'"
+#: Largest image (pixels) refined: the whole image's activations and gradients are held in
+#: memory, 1.1 (flower) to 2.2 KB (CIFAR models) per pixel, so up to about 2.3 GB.
+MAX_REFINE_PIXELS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -150,22 +157,44 @@ def compress_images(
     from gancomp.training.refine import refine_latents
 
     schedule = schedule or SCHEDULES[effort]
-    bar = _progress_bar(progress, effort, schedule, codec, rgb)
+    # Too big to refine in memory (no tiled refinement yet): such images keep the normal file.
+    todo = [i for i, a in enumerate(rgb) if a.shape[0] * a.shape[1] <= MAX_REFINE_PIXELS]
+    for i in sorted(set(range(len(rgb))) - set(todo)):
+        print(
+            f"gancomp: warning: {_name(images[i], i)}: {rgb[i].shape[1]}x{rgb[i].shape[0]} is "
+            f"over the {MAX_REFINE_PIXELS:,} pixels --effort can refine; written at normal "
+            "effort",
+            file=sys.stderr,
+            flush=True,
+        )
+    if not todo:
+        return normal
+    part = [rgb[i] for i in todo]
+    bar = _progress_bar(progress, effort, schedule, codec, part)
     try:
-        refined = refine_latents(codec, rgb, quality, schedule, progress=bar.update)
+        refined = refine_latents(codec, part, quality, schedule, progress=bar.update)
     finally:
         bar.close()
-    shapes = [a.shape[:2] for a in rgb]
     ys = [y for y, _ in refined]
     zs = [z for _, z in refined] if codec.hyperprior else None
-    files = codec.compress_latents(shapes, ys, zs, quality, **meta)
+    part_meta = {k: [v[i] for i in todo] for k, v in meta.items()}
+    files = codec.compress_latents([a.shape[:2] for a in part], ys, zs, quality, **part_meta)
+    out = list(normal)
     if never_worse:
-        costs_new = rd_costs(codec, rgb, files, quality)
-        costs_old = rd_costs(codec, rgb, normal, quality)
-        files = [
-            f if new < old else n for f, n, new, old in zip(files, normal, costs_new, costs_old)
-        ]
-    return files
+        costs_new = rd_costs(codec, part, files, quality)
+        costs_old = rd_costs(codec, part, [normal[i] for i in todo], quality)
+        for i, data, new, old in zip(todo, files, costs_new, costs_old):
+            if new < old:
+                out[i] = data
+    else:
+        for i, data in zip(todo, files):
+            out[i] = data
+    return out
+
+
+def _name(image, index: int) -> str:
+    path = getattr(image, "path", "")
+    return f"'{path}'" if path else f"image {index}"
 
 
 def _progress_bar(enabled: bool, effort: str, schedule: Schedule, codec: Codec, rgb):
