@@ -83,7 +83,7 @@ def keras_model(codec: Codec):
     for v in inference_weights_vars(model):
         if v.path not in stored or tuple(stored[v.path].shape) != tuple(v.shape):
             raise GancompError(f"model folder {folder.path}: weight {v.path} missing or misshapen")
-        v.assign(stored[v.path])
+        v.assign(np.asarray(stored[v.path], np.float32))  # float16 if the folder was shrunk
     if model.hyperprior:
         for layer in model.h_s_scale.sublayers:
             base = layer.kernel.path.rsplit("/", 1)[0]
