@@ -129,6 +129,31 @@ def _float_list(ctx, param, value):
     show_default=True,
     help="Validation images used for the final table.",
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["float32", "mixed_bfloat16"]),
+    help="Arithmetic of the convolutional networks: mixed_bfloat16 computes them in bfloat16 "
+    "(float32 weights, rate terms and losses; for CPUs with AVX-512 BF16 or AMX). Models and "
+    "checkpoints are the same either way. Default: float32 (with --resume, the run's own).",
+)
+@click.option("--jit", is_flag=True, help="Compile the training steps with XLA (jit_compile=True).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    help="Patch cache: decode the training and validation images once into this folder "
+    "(uint8, about 3 bytes per pixel) and memory-map them in later runs; rebuilt when the "
+    "image files change. May be shared by runs and data folders.",
+)
+@click.option(
+    "--intra-op-threads",
+    type=click.IntRange(1),
+    help="Threads of one TensorFlow operation (default: TensorFlow's, one per core).",
+)
+@click.option(
+    "--inter-op-threads",
+    type=click.IntRange(1),
+    help="TensorFlow operations run at once (default: TensorFlow's, one per core).",
+)
 def train(output, **options) -> None:
     """Train a category model from a folder of images.
 

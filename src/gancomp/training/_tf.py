@@ -5,7 +5,9 @@ and it is not a runtime dependency: without the ``train`` extra, :func:`tf` rais
 :class:`GancompError` saying how to install it, which the CLI prints as one line.
 Environment knobs are set before the import: TF reads them once. oneDNN is
 switched off because its kernels change float results with the thread count,
-which would make training runs harder to reproduce.
+which would make training runs harder to reproduce; a bfloat16 run asks for it
+(``tf(onednn=True)``): without oneDNN, TensorFlow's CPU kernels emulate bfloat16
+and run about ten times slower than float32.
 """
 
 from __future__ import annotations
@@ -39,12 +41,16 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def tf():
-    """Import and configure TensorFlow once; returns the module."""
+def tf(onednn: bool = False):
+    """Import and configure TensorFlow once; returns the module.
+
+    ``onednn`` only counts for the call that imports TensorFlow (see :func:`onednn_enabled`).
+    """
     global _TF
     if _TF is None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+        if "tensorflow" not in sys.modules:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         try:
             with _quiet_stderr():
@@ -59,3 +65,11 @@ def tf():
             ) from exc
         _TF = tensorflow
     return _TF
+
+
+def onednn_enabled() -> bool:
+    """Whether the imported TensorFlow uses oneDNN kernels (fixed when it was imported)."""
+    tf()
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())

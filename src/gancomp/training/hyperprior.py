@@ -65,7 +65,7 @@ class IntegerConv(keras.layers.Layer):
         self.bias_scale = 1.0
 
     @classmethod
-    def from_op(cls, op: dict) -> IntegerConv:
+    def from_op(cls, op: dict, **kwargs) -> IntegerConv:
         """The layer of an ``integer_conv2d[_transpose]`` op; the index output (output_bits 0)
         clamps with a straight-through gradient and starts at INITIAL_INDEX."""
         index_output = op["output_bits"] == 0
@@ -79,6 +79,7 @@ class IntegerConv(keras.layers.Layer):
             straight_through_clamp=index_output,
             bias_init=INITIAL_INDEX if index_output else 0.0,
             name=op["name"],
+            **kwargs,
         )
 
     def build(self, input_shape):

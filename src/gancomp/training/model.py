@@ -23,6 +23,13 @@ weights. The pieces follow the learned-compression literature:
   only.
 
 Tensors are NHWC, pixels scaled to [0, 1].
+
+Precision: with ``precision="mixed_bfloat16"`` the convolutional transforms (E, G, D,
+h_a and h_s's mean branch) compute in bfloat16 on float32 variables (Keras'
+per-layer dtype policy). Everything the rate depends on stays float32: the outputs
+of E and h_a are cast before the noise or rounding, and the densities, the Gaussian
+likelihood and h_s's integer scale path (bfloat16 cannot hold its integers) are
+float32 layers. Variables, checkpoints and exported weights are float32 either way.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ import numpy as np
 import tensorflow as tf
 
 from gancomp import architecture
+
+#: ``gancomp train --precision`` values.
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclass
@@ -103,7 +113,8 @@ class GDN(keras.layers.Layer):
     _pedestal = architecture.GDN_PEDESTAL
 
     def __init__(self, inverse: bool = False, **kwargs):
-        super().__init__(**kwargs)
+        # Variables read as float32 (see _LowPrecisionConv): beta's gradient is summed in float32.
+        super().__init__(**{**kwargs, "autocast": False})
         self.inverse = inverse
 
     def build(self, input_shape):
@@ -120,13 +131,74 @@ class GDN(keras.layers.Layer):
 
     def call(self, x):
         p = self._pedestal
+        x = tf.cast(x, self.compute_dtype)
         beta = tf.square(tf.maximum(self.beta, np.sqrt(architecture.GDN_BETA_MIN + p))) - p
         gamma = tf.square(tf.maximum(self.gamma, np.sqrt(p))) - p
-        norm = tf.tensordot(tf.square(x), gamma, axes=[[3], [0]]) + beta
+        norm = add_bias(tf.tensordot(tf.square(x), tf.cast(gamma, x.dtype), axes=[[3], [0]]), beta)
         return x * tf.sqrt(norm) if self.inverse else x * tf.math.rsqrt(norm)
 
     def get_config(self):
         return {**super().get_config(), "inverse": self.inverse}
+
+
+def add_bias(x, bias):
+    """``x + bias`` along the last axis, ``bias`` float32.
+
+    When ``x`` is bfloat16, the bias's gradient (a sum over every pixel of the batch) is
+    summed in float32: TensorFlow sums bfloat16 in bfloat16, where a long sum stalls (the
+    generator's last bias got about 60% of its float32 gradient, pointing elsewhere, on a
+    batch of six 32 px patches).
+    """
+    if x.dtype == bias.dtype:
+        return x + bias
+    return _add_bias_summed_in_float32(x, bias)
+
+
+@tf.custom_gradient
+def _add_bias_summed_in_float32(x, bias):
+    def grad(dy):
+        axes = tf.range(tf.rank(dy) - 1)
+        return dy, tf.reduce_sum(tf.cast(dy, tf.float32), axis=axes)
+
+    return x + tf.cast(bias, x.dtype), grad
+
+
+class _LowPrecisionConv:
+    """A Keras convolution (same weights, names and initialisers) that adds its bias with
+    :func:`add_bias` when it computes in bfloat16. Its variables are read as float32
+    (``autocast=False``) and cast here, the input too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "autocast": False})
+
+    def call(self, x):
+        dt = self.compute_dtype
+        if dt == self.variable_dtype:
+            return super().call(x)
+        out = self._convolve(tf.cast(x, dt), tf.cast(self.kernel, dt))
+        return add_bias(out, tf.convert_to_tensor(self.bias))
+
+
+class Conv2D(_LowPrecisionConv, keras.layers.Conv2D):
+    """keras.layers.Conv2D, bias gradient in float32 under bfloat16."""
+
+    def _convolve(self, x, kernel):
+        return self.convolution_op(x, kernel)
+
+
+class Conv2DTranspose(_LowPrecisionConv, keras.layers.Conv2DTranspose):
+    """keras.layers.Conv2DTranspose, bias gradient in float32 under bfloat16."""
+
+    def _convolve(self, x, kernel):
+        return keras.ops.conv_transpose(
+            x,
+            kernel,
+            strides=list(self.strides),
+            padding=self.padding,
+            output_padding=self.output_padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
 
 
 class OpNetwork(keras.layers.Layer):
@@ -143,7 +215,8 @@ class OpNetwork(keras.layers.Layer):
         self.sublayers = []  # tracked by Keras, in op order (the weights' order)
         self._layer_index: list[int | None] = []
         for op in self.ops:
-            layer = _layer_for(op)
+            # Sub-layers compute in this network's precision (Keras does not pass it on).
+            layer = _layer_for(op, self.dtype_policy)
             if layer is not None:
                 self.sublayers.append(layer)
             self._layer_index.append(None if layer is None else len(self.sublayers) - 1)
@@ -171,24 +244,35 @@ class Residual(OpNetwork):
         return x + super().call(x)
 
 
-def _layer_for(op: dict):
+def _layer_for(op: dict, dtype=None):
     kind = op["op"]
     if kind == "conv2d":
-        return keras.layers.Conv2D(
-            op["filters"], op["kernel"], strides=op["stride"], padding="same", name=op["name"]
+        return Conv2D(
+            op["filters"],
+            op["kernel"],
+            strides=op["stride"],
+            padding="same",
+            name=op["name"],
+            dtype=dtype,
         )
     if kind == "conv2d_transpose":
-        return keras.layers.Conv2DTranspose(
-            op["filters"], op["kernel"], strides=op["stride"], padding="same", name=op["name"]
+        return Conv2DTranspose(
+            op["filters"],
+            op["kernel"],
+            strides=op["stride"],
+            padding="same",
+            name=op["name"],
+            dtype=dtype,
         )
     if kind == "gdn":
-        return GDN(inverse=op["inverse"], name=op["name"])
+        return GDN(inverse=op["inverse"], name=op["name"], dtype=dtype)
     if kind == "residual":
-        return Residual(op["body"], name=op["name"])
+        return Residual(op["body"], name=op["name"], dtype=dtype)
     if kind in ("integer_conv2d", "integer_conv2d_transpose"):
         from gancomp.training.hyperprior import IntegerConv
 
-        return IntegerConv.from_op(op)
+        # Always float32: its values are integers up to 2**16 or so.
+        return IntegerConv.from_op(op, dtype="float32")
     return None
 
 
@@ -200,7 +284,8 @@ class FactorizedDensity(keras.layers.Layer):
     """
 
     def __init__(self, cfg: ModelConfig, channels: int | None = None, **kwargs):
-        super().__init__(**kwargs)
+        # float32 whatever the transforms use: the rate is computed here.
+        super().__init__(**{**kwargs, "dtype": "float32"})
         self.levels = cfg.levels
         self.channels = channels or cfg.latent_channels
         self.filters = (1, *cfg.density_filters, 1)
@@ -286,15 +371,16 @@ class Discriminator(keras.layers.Layer):
         self.scales = cfg.disc_scales
         self.stride = cfg.stride
         c = cfg.disc_channels
-        self.project = keras.layers.Conv2D(12, 1, name="latent_proj")
+        dt = self.dtype_policy
+        self.project = Conv2D(12, 1, name="latent_proj", dtype=dt)
         self.nets = []
         for s in range(cfg.disc_scales):
             self.nets.append(
                 [
-                    keras.layers.Conv2D(c, 4, strides=2, padding="same", name=f"s{s}_c0"),
-                    keras.layers.Conv2D(2 * c, 4, strides=2, padding="same", name=f"s{s}_c1"),
-                    keras.layers.Conv2D(2 * c, 3, padding="same", name=f"s{s}_c2"),
-                    keras.layers.Conv2D(1, 3, padding="same", name=f"s{s}_out"),
+                    Conv2D(c, 4, strides=2, padding="same", name=f"s{s}_c0", dtype=dt),
+                    Conv2D(2 * c, 4, strides=2, padding="same", name=f"s{s}_c1", dtype=dt),
+                    Conv2D(2 * c, 3, padding="same", name=f"s{s}_c2", dtype=dt),
+                    Conv2D(1, 3, padding="same", name=f"s{s}_out", dtype=dt),
                 ]
             )
 
@@ -313,7 +399,8 @@ class Discriminator(keras.layers.Layer):
                 if i < len(net) - 1:
                     h = tf.nn.leaky_relu(h, 0.2)
             logits.append(tf.reshape(h, [tf.shape(h)[0], -1]))
-        return tf.concat(logits, axis=1)
+        # The losses are float32.
+        return tf.cast(tf.concat(logits, axis=1), tf.float32)
 
 
 class GANModel(keras.Model):
@@ -325,24 +412,33 @@ class GANModel(keras.Model):
     generator) and :mod:`gancomp.coding.entropy` (the frozen integer tables).
     """
 
-    def __init__(self, cfg: ModelConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, precision: str = "float32", **kwargs):
         super().__init__(**kwargs)
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
         self.cfg = cfg
+        self.precision = precision
         arch = architecture.describe(dataclasses.asdict(cfg))
         self.architecture = arch
-        self.encoder = OpNetwork(arch["analysis"], name="encoder")
-        self.generator = OpNetwork(arch["synthesis"], name="generator")
+        # The transforms' policy: float32 variables, bfloat16 or float32 arithmetic.
+        transform = keras.DTypePolicy(precision)
+        self.encoder = OpNetwork(arch["analysis"], name="encoder", dtype=transform)
+        self.generator = OpNetwork(arch["synthesis"], name="generator", dtype=transform)
         self.hyperprior = cfg.entropy_model == "hyperprior"
         if self.hyperprior:
-            self.h_a = OpNetwork(arch["hyper_analysis"], name="h_a")
-            self.h_s_mean = OpNetwork(arch["hyper_synthesis_mean"], name="h_s_mean")
-            self.h_s_scale = OpNetwork(arch["hyper_synthesis_scale"], name="h_s_scale")
+            self.h_a = OpNetwork(arch["hyper_analysis"], name="h_a", dtype=transform)
+            self.h_s_mean = OpNetwork(
+                arch["hyper_synthesis_mean"], name="h_s_mean", dtype=transform
+            )
+            self.h_s_scale = OpNetwork(
+                arch["hyper_synthesis_scale"], name="h_s_scale", dtype="float32"
+            )
             self.h_s_scale.sublayers[-1].bias_scale = cfg.index_bias_scale
             # The factorized density then models z, one density per level and z channel.
             self.density = FactorizedDensity(cfg, channels=cfg.hyper_channels, name="density")
         else:
             self.density = FactorizedDensity(cfg, name="density")
-        self.discriminator = Discriminator(cfg, name="discriminator")
+        self.discriminator = Discriminator(cfg, name="discriminator", dtype=transform)
         m, n = cfg.latent_channels, cfg.levels
         # Gains start spread over a factor of 8 so levels begin at distinct rates.
         init = np.geomspace(0.5, 4.0, n).astype(np.float32)
@@ -385,7 +481,7 @@ class GANModel(keras.Model):
     def scaled_latent(self, x, levels):
         """The analysis transform's latent times the level's gain: what is rounded and coded."""
         g, _ = self.gains(levels)
-        return self.encoder(x) * g
+        return _float32(self.encoder(x)) * g
 
     def call(self, x, levels, training=False):
         """Reconstruction and the likelihood of every coded element, per latent ("y", "z").
@@ -400,8 +496,8 @@ class GANModel(keras.Model):
         else:
             from gancomp.training.hyperprior import gaussian_likelihood, scale_of_index
 
-            z_noisy, z_hat = _quantize(self.h_a(y), training)
-            mean, index = self.h_s_mean(z_hat), self.h_s_scale(z_hat)
+            z_noisy, z_hat = _quantize(_float32(self.h_a(y)), training)
+            mean, index = _float32(self.h_s_mean(z_hat)), self.h_s_scale(z_hat)
             h, w = tf.shape(y)[1], tf.shape(y)[2]
             mean, index = mean[:, :h, :w], index[:, :h, :w]
             residual_noisy, residual_hat = _quantize(y - mean, training)
@@ -412,8 +508,13 @@ class GANModel(keras.Model):
             }
         _, ig = self.gains(levels)
         latent = y_hat * ig
-        x_hat = self.generator(latent)
+        x_hat = _float32(self.generator(latent))
         return {"x_hat": x_hat, "likelihoods": likelihoods, "latent": latent, "y_hat": y_hat}
+
+
+def _float32(t):
+    """A transform's output for the float32 parts (rate, losses): a no-op in float32."""
+    return tf.cast(t, tf.float32)
 
 
 def _quantize(v, training):

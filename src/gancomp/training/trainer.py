@@ -9,6 +9,12 @@ only; after that the latent-conditioned discriminator and the generator are
 updated in alternating steps. Checkpoints (weights, optimizer state, step) are
 plain ``.npz`` files written atomically, so ``--resume`` continues exactly and
 an interrupted run loses at most ``checkpoint_every`` steps.
+
+Speed options (none changes a checkpoint's or a model folder's format):
+``precision="mixed_bfloat16"`` (see :mod:`gancomp.training.model`), ``jit`` (XLA-compiled
+steps), ``cache_dir`` (the patch cache of :mod:`gancomp.training.data`) and the
+TensorFlow thread pools (``intra_op_threads``, ``inter_op_threads``; TensorFlow's
+default is one thread per core for each).
 """
 
 from __future__ import annotations
@@ -64,6 +70,12 @@ class TrainSettings:
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
+    # "float32" or "mixed_bfloat16"; default: a resumed run's own, else float32.
+    precision: str | None = None
+    jit: bool = False  # XLA-compile the training steps
+    cache_dir: str | None = None  # patch cache folder (decode the images once)
+    intra_op_threads: int | None = None  # TensorFlow's thread pools; None: its default
+    inter_op_threads: int | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -80,6 +92,44 @@ def _strategy(name: str):
     raise InputError(f"unknown strategy {name!r}")
 
 
+def _set_threads(intra: int | None, inter: int | None) -> None:
+    """Size TensorFlow's thread pools; they exist from its first operation on, so a second
+    run in the same process can only keep the sizes the first one chose."""
+    tf = _import_tf()
+    threading = tf.config.threading
+    for value, get, put, option in (
+        (
+            intra,
+            threading.get_intra_op_parallelism_threads,
+            threading.set_intra_op_parallelism_threads,
+            "--intra-op-threads",
+        ),
+        (
+            inter,
+            threading.get_inter_op_parallelism_threads,
+            threading.set_inter_op_parallelism_threads,
+            "--inter-op-threads",
+        ),
+    ):
+        if value is None or get() == value:
+            continue
+        try:
+            put(value)
+        except RuntimeError:
+            raise GancompError(
+                f"{option} {value}: TensorFlow has already started in this process "
+                f"with {get() or 'its default'}"
+            ) from None
+
+
+def _saved_settings(s: TrainSettings) -> dict:
+    """A resumed run's train.json ({} when there is none to resume)."""
+    path = Path(s.output).with_name(Path(s.output).name + ".ckpt") / "train.json"
+    if not s.resume or not path.exists():
+        return {}
+    return json.loads(path.read_text())
+
+
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
@@ -90,12 +140,29 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class Trainer:
     def __init__(self, s: TrainSettings):
         self.s = s
+        if s.precision is None:
+            # A resumed run keeps its precision unless --precision says otherwise.
+            s.precision = _saved_settings(s).get("precision", "float32")
         # First: without the train extra this is the one-line "pip install" error, before
         # anything else can fail on a missing TensorFlow or Keras.
-        tf = _import_tf()
+        mixed = s.precision == "mixed_bfloat16"
+        tf = _import_tf(onednn=mixed)
         from gancomp.runtime.models import check_category_name
         from gancomp.training import data as data_mod
-        from gancomp.training.model import GANModel, ModelConfig
+        from gancomp.training._tf import onednn_enabled
+        from gancomp.training.model import PRECISIONS, GANModel, ModelConfig
+
+        if s.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {s.precision!r} (known: {', '.join(PRECISIONS)})")
+        _set_threads(s.intra_op_threads, s.inter_op_threads)
+        self.onednn = onednn_enabled()
+        if mixed and not self.onednn:
+            print(
+                "gancomp: warning: TensorFlow was imported without oneDNN before this run: "
+                "its bfloat16 kernels are emulated and slow",
+                file=sys.stderr,
+                flush=True,
+            )
 
         check_category_name(s.category)
         self.out = Path(s.output)
@@ -114,10 +181,14 @@ class Trainer:
             raise GancompError(f"output {self.out} exists: choose another --output")
 
         # Data first: a bad folder is an error before any model is built.
-        self.train_set = data_mod.load_folder(s.data, s.cifar_class or s.category)
-        self.val_set = (
-            data_mod.load_folder(s.val_data, s.cifar_class or s.category) if s.val_data else None
-        )
+        def load(folder):
+            cls = s.cifar_class or s.category
+            if s.cache_dir:
+                return data_mod.load_cached(folder, cls, s.cache_dir)
+            return data_mod.load_folder(folder, cls)
+
+        self.train_set = load(s.data)
+        self.val_set = load(s.val_data) if s.val_data else None
         small = max(max(a.shape[:2]) for a in self.train_set.images[:200]) <= 64
         patch = s.patch_size or (32 if small else 128)
         self.patch = patch
@@ -189,8 +260,11 @@ class Trainer:
         import keras
 
         with self.strategy.scope():
-            self.model = GANModel(self.cfg, name="gancodec")
+            self.model = GANModel(self.cfg, precision=s.precision, name="gancodec")
             self.model.build_all()
+            # No loss scaling under mixed_bfloat16: bfloat16 has float32's exponent range,
+            # so gradients do not underflow as they would in float16; the gradients and the
+            # optimizer states are float32 as the variables are.
             self.opt_g = keras.optimizers.Adam(learning_rate=s.lr, global_clipnorm=s.clipnorm)
             # The densities start far wider than the latents they must fit; a faster
             # optimizer of their own lets the rate term follow the transforms.
@@ -206,7 +280,12 @@ class Trainer:
         self.step = 0
         if s.init_from:
             self._load_init_weights()
-        ds = data_mod.make_dataset(self.train_set, patch, s.batch_size, s.seed)
+        # A cached run's patch stream is seeded with the step it starts at (see PatchSampler).
+        start = 0
+        if s.resume:
+            with np.load(self.ckpt_path) as z:
+                start = int(z["step"])
+        ds = data_mod.make_dataset(self.train_set, patch, s.batch_size, s.seed, start=start)
         self.dist_ds = iter(self.strategy.experimental_distribute_dataset(ds))
         self._build_steps()
 
@@ -260,29 +339,35 @@ class Trainer:
             mse = tf.reduce_mean(tf.square((out["x_hat"] - x) * 255.0), axis=[1, 2, 3])
             return bpp, mse, tf.gather(self.lambdas, levels)
 
+        def d_update(x, x_hat, cond):
+            with tf.GradientTape() as tape:
+                real = model.discriminator(x, cond)
+                fake = model.discriminator(x_hat, cond)
+                d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
+                    tf.nn.softplus(fake), 1
+                )
+                loss = tf.nn.compute_average_loss(d_loss, global_batch_size=gb)
+            grads = tape.gradient(loss, self.d_vars)
+            self.opt_d.apply_gradients(zip(grads, self.d_vars))
+            return d_loss
+
         def step_fn(x, gan):
+            # The rate-distortion phase (gan False) traces no discriminator op at all.
             b = tf.shape(x)[0]
             levels = tf.random.uniform([b], 0, levels_n, tf.int32)
             d_loss = tf.zeros([b])
-            if gan:
-                out = model(x, levels, training=True)
-                cond = tf.stop_gradient(out["latent"])
-                with tf.GradientTape() as tape:
-                    real = model.discriminator(x, cond)
-                    fake = model.discriminator(tf.stop_gradient(out["x_hat"]), cond)
-                    d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
-                        tf.nn.softplus(fake), 1
-                    )
-                    loss = tf.nn.compute_average_loss(d_loss, global_batch_size=gb)
-                grads = tape.gradient(loss, self.d_vars)
-                self.opt_d.apply_gradients(zip(grads, self.d_vars))
             with tf.GradientTape() as tape:
                 out = model(x, levels, training=True)
                 bpp, mse, lam = rd_terms(x, out, levels)
                 per = bpp + lam * mse
                 g_adv = tf.zeros([b])
                 if gan:
-                    fake = model.discriminator(out["x_hat"], tf.stop_gradient(out["latent"]))
+                    # D first learns from this very forward pass (one pass of E and G per
+                    # step, not two), then judges it for G's loss with its new weights.
+                    cond = tf.stop_gradient(out["latent"])
+                    with tape.stop_recording():
+                        d_loss = d_update(x, tf.stop_gradient(out["x_hat"]), cond)
+                    fake = model.discriminator(out["x_hat"], cond)
                     g_adv = tf.reduce_mean(tf.nn.softplus(-fake), 1)
                     per = per + s.beta * g_adv
                 loss = tf.nn.compute_average_loss(per, global_batch_size=gb)
@@ -304,10 +389,13 @@ class Trainer:
             }
 
         def make(gan):
+            # XLA compiles the replica's step; the iterator stays outside it.
+            replica_step = tf.function(step_fn, jit_compile=True) if s.jit else step_fn
+
             @tf.function
             def run(it):
                 x = next(it)
-                res = self.strategy.run(step_fn, args=(x, gan))
+                res = self.strategy.run(replica_step, args=(x, gan))
                 return {
                     k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                     for k, v in res.items()
@@ -343,6 +431,7 @@ class Trainer:
             "batch_size",
             "density_lr_factor",
             "clipnorm",
+            "precision",
         )
         (self.ckpt_dir / "train.json").write_text(
             json.dumps({k: getattr(self.s, k) for k in keep}, indent=2)
@@ -477,6 +566,7 @@ class Trainer:
                 "seconds_this_run": round(elapsed, 1),
                 "steps_this_run": steps_run,
                 "final_train_stats": stats,
+                "onednn": self.onednn,
                 "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             },
         }
