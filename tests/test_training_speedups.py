@@ -446,6 +446,7 @@ def test_xla_steps_run(tmp_path, data_dir):
     assert res["d_loss"] > 0
 
 
+@pytest.mark.train
 @pytest.mark.slow
 def test_every_option_through_the_cli(tmp_path, data_dir):
     """A fresh process, as users run it: mixed precision (with oneDNN), XLA, the patch cache
@@ -474,6 +475,7 @@ def test_bad_precision_is_a_usage_error(tmp_path):
     assert r.exit_code == 2 and "float16" in r.output
 
 
+@pytest.mark.train
 def test_thread_pools_cannot_change_once_tensorflow_runs(tmp_path):
     """TensorFlow fixes its pools at its first operation: asking for other sizes later is a
     clear error, asking for the sizes it has is fine."""
