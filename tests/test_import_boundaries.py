@@ -23,8 +23,9 @@ import gancomp
 
 PACKAGE_DIR = Path(gancomp.__file__).resolve().parent
 FORBIDDEN = ("tensorflow", "keras", "gancomp.training")
-# Not runtime: training itself, and the `train` command, which imports it on demand.
-NOT_RUNTIME = ("gancomp.training", "gancomp.commands.train")
+# Not runtime: training itself, the `train` command, and the refining efforts' bridge
+# (compress --effort fast/max), which import it on demand.
+NOT_RUNTIME = ("gancomp.training", "gancomp.commands.train", "gancomp.refine")
 # Rooms that must be among the checked modules (so the walk cannot silently find nothing).
 RUNTIME_ROOMS = (
     "gancomp",
