@@ -312,8 +312,9 @@ def test_bench_puts_the_efforts_side_by_side(models_dir):
         assert point["bpp"] == pytest.approx(bpp)
     report = result["effort_bd_rate"]["gancomp-max"]["psnr"]
     assert report["bd_rate"] is not None or report["reason"]
+    assert list(result["effort_codec_bd_rate"]["gancomp-max"]) == ["jpeg"]
     text = bench.format_tables(result)
-    assert "BD-rate of each effort vs effort normal" in text and "gancomp-max" in text
+    assert "BD-rate of each effort vs effort normal" in text and "PSNR (gancomp-max)" in text
 
 
 @pytest.mark.train

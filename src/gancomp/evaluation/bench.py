@@ -420,6 +420,22 @@ def run_bench(
             )
             for m in METRICS
         }
+    # Each further effort against the codecs too, as bd_rate does for the first.
+    effort_codec_bd = {
+        names[e]: {
+            name: {
+                m: bd_rate_report(
+                    [p["bpp"] for p in curves[name]],
+                    [p[m] for p in curves[name]],
+                    [p["bpp"] for p in curves[names[e]]],
+                    [p[m] for p in curves[names[e]]],
+                )
+                for m in METRICS
+            }
+            for name in run
+        }
+        for e in efforts[1:]
+    }
 
     def lib_version(feature: str) -> str | None:
         try:
@@ -453,6 +469,7 @@ def run_bench(
         "bd_rate_note": "gancomp vs each codec as anchor; negative = gancomp needs fewer bits",
         "efforts": efforts,
         "effort_bd_rate": effort_bd,
+        "effort_codec_bd_rate": effort_codec_bd,
         "versions": {"gancomp": __version__, "pillow": pillow_version},
     }
 
@@ -510,14 +527,19 @@ def format_tables(result: dict[str, Any]) -> str:
                     lines.append(f"  {name} {m}: n/a: {per_metric[m]['reason']}")
     lines += ["", "BD-rate of gancomp vs each codec (Bjontegaard; negative = gancomp saves bits)"]
     bd_rows = []
+    further = result.get("effort_codec_bd_rate", {})
     for name, per_metric in result["bd_rate"].items():
         cells = [name]
-        for m in METRICS:
-            r = per_metric[m]
-            cells.append(f"{r['bd_rate']:+.1f}%" if r["bd_rate"] is not None else "n/a")
+        for reports in (per_metric, *(by_codec[name] for by_codec in further.values())):
+            for m in METRICS:
+                r = reports[m]
+                cells.append(f"{r['bd_rate']:+.1f}%" if r["bd_rate"] is not None else "n/a")
         bd_rows.append(tuple(cells))
     if bd_rows:
-        lines += _table(("codec", "PSNR", "MS-SSIM dB"), bd_rows, left=1)
+        head = ["codec", "PSNR", "MS-SSIM dB"]
+        for curve in further:
+            head += [f"PSNR ({curve})", f"MS-SSIM dB ({curve})"]
+        lines += _table(head, bd_rows, left=1)
         for name, per_metric in result["bd_rate"].items():
             for m in METRICS:
                 r = per_metric[m]
