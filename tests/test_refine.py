@@ -16,8 +16,6 @@ what is asserted; the shipped models' BD-rates are in docs/RESULTS.md.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +31,7 @@ from gancomp.errors import InputError
 from gancomp.io.images import load_image
 from gancomp.refine import Schedule
 from gancomp.runtime.codec import Codec, load_codec
+from helpers import run_cli_without_tensorflow
 
 DATA = Path(__file__).parent / "data"
 CIFAR = ("airplane_0.png", "airplane_1.png", "airplane_2.png", "automobile_0.png")
@@ -128,14 +127,6 @@ def test_schedule_anneals_from_start_to_end_temperature():
     assert Schedule(iterations=1, learning_rate=0.01).temperature(0) == 0.5
 
 
-NO_TENSORFLOW = """
-import sys
-sys.modules["tensorflow"] = sys.modules["keras"] = None  # as if not installed
-from gancomp.cli import main
-main(prog_name="gancomp")
-"""
-
-
 @pytest.mark.parametrize("command", ["compress", "bench"])
 def test_refining_effort_without_tensorflow_says_how_to_install_it(tmp_path, models_dir, command):
     out = tmp_path / "out"
@@ -146,12 +137,7 @@ def test_refining_effort_without_tensorflow_says_how_to_install_it(tmp_path, mod
         out = tmp_path / "bench.json"
         args = ["bench", "-c", "airplane", "--data", DATA, "--json", out]
         args += ["--effort", "normal,fast", "--codecs", "jpeg"]
-    r = subprocess.run(
-        [sys.executable, "-c", NO_TENSORFLOW, *map(str, args), "--models-dir", models_dir],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = run_cli_without_tensorflow(*args, "--models-dir", models_dir)
     assert r.returncode == 1, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr

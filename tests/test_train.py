@@ -21,7 +21,7 @@ from PIL import Image
 from gancomp.cli import main
 from gancomp.errors import InputError, Interrupted
 from gancomp.training.data import load_folder
-from helpers import run_cli
+from helpers import run_cli, run_cli_without_tensorflow
 
 TINY = ["--channels", "8", "--latent-channels", "8", "--batch-size", "4"]
 
@@ -196,22 +196,9 @@ def test_unreadable_files_are_one_plain_line_each(tmp_path, data_dir, capsys, re
         assert line.startswith(f"gancomp: warning: skipping {data / 'nested' / name}: ")
 
 
-NO_TENSORFLOW = """
-import sys
-sys.modules["tensorflow"] = sys.modules["keras"] = None  # as if not installed
-from gancomp.cli import main
-main(prog_name="gancomp")
-"""
-
-
 def test_train_without_the_train_extra_says_how_to_install_it(tmp_path, data_dir):
     out = tmp_path / "models" / "ship"
-    r = subprocess.run(
-        [sys.executable, "-c", NO_TENSORFLOW, "train", "-c", "ship", "--data", data_dir, "-o", out],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = run_cli_without_tensorflow("train", "-c", "ship", "--data", data_dir, "-o", out)
     assert r.returncode == 1, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr

@@ -140,16 +140,9 @@ def compress_images(
     the effort's (tests use short ones). ``never_worse`` keeps, per image, the ``normal``
     file when the refined one is not cheaper in rate + lambda x MSE.
     """
-    import numpy as np
+    from gancomp.runtime.codec import image_fields
 
-    from gancomp.io.images import Image
-
-    rgb = [im.rgb if isinstance(im, Image) else np.asarray(im) for im in images]
-    meta = {
-        "alphas": [im.alpha if isinstance(im, Image) else None for im in images],
-        "grayscale": [isinstance(im, Image) and im.grayscale for im in images],
-        "reduced_16bit": [isinstance(im, Image) and im.bit_depth_reduced for im in images],
-    }
+    rgb, meta = image_fields(images)
     normal = codec.compress_arrays(rgb, quality, **meta)
     if not refines(effort, schedule) or not rgb:
         return normal
@@ -214,13 +207,16 @@ def rd_costs(
     import numpy as np
 
     from gancomp.coding.container import unpack
+    from gancomp.runtime.auto import rd_cost, trained_lambda
 
-    lam = float(codec.folder.config["lambdas"][codec.level_of(quality)])
+    lam = trained_lambda(codec, quality)
     decoded = codec.decode_payloads([unpack(f) for f in files])
     out = []
     for a, f, d in zip(images, files, decoded):
         err = a.astype(np.float64) - d.rgb.astype(np.float64)
-        out.append(8.0 * len(f) / (a.shape[0] * a.shape[1]) + lam * float(np.mean(err * err)))
+        out.append(
+            rd_cost(8.0 * len(f) / (a.shape[0] * a.shape[1]), float(np.mean(err * err)), lam)
+        )
     return out
 
 

@@ -82,17 +82,7 @@ def parse_efforts(text: str) -> list[str]:
     """Encoder efforts from "normal", "normal,max" (order kept, duplicates dropped)."""
     from gancomp.refine import EFFORTS
 
-    names: list[str] = []
-    for part in text.replace(" ", "").lower().split(","):
-        if not part:
-            continue
-        if part not in EFFORTS:
-            raise ValueError(f"unknown effort {part!r} (choose from {', '.join(EFFORTS)})")
-        if part not in names:
-            names.append(part)
-    if not names:
-        raise ValueError("no effort given (choose from " + ", ".join(EFFORTS) + ")")
-    return names
+    return _parse_names(text, EFFORTS, "effort")
 
 
 def curve_name(effort: str, first: str) -> str:
@@ -103,16 +93,21 @@ def curve_name(effort: str, first: str) -> str:
 
 def parse_codecs(text: str) -> list[str]:
     """Codec names from "jpeg,webp,avif" (order kept, duplicates dropped)."""
+    return _parse_names(text, CODECS, "codec")
+
+
+def _parse_names(text: str, choices, what: str) -> list[str]:
+    """Comma-separated names among ``choices``, order kept, duplicates dropped."""
     names: list[str] = []
     for part in text.replace(" ", "").lower().split(","):
         if not part:
             continue
-        if part not in CODECS:
-            raise ValueError(f"unknown codec {part!r} (choose from {', '.join(CODECS)})")
+        if part not in choices:
+            raise ValueError(f"unknown {what} {part!r} (choose from {', '.join(choices)})")
         if part not in names:
             names.append(part)
     if not names:
-        raise ValueError("no codec given (choose from " + ", ".join(CODECS) + ")")
+        raise ValueError(f"no {what} given (choose from " + ", ".join(choices) + ")")
     return names
 
 

@@ -79,7 +79,8 @@ def rd_cost(bpp: float, mse: float, lam: float) -> float:
     return bpp + lam * mse
 
 
-def _trained_lambda(codec, quality: int) -> float:
+def trained_lambda(codec, quality: int) -> float:
+    """The lambda the model was trained with at ``quality`` (from its config.json)."""
     lambdas = codec.folder.config.get("lambdas")
     level = codec.level_of(quality)
     if not isinstance(lambdas, list) or len(lambdas) != codec.levels:
@@ -118,7 +119,7 @@ def choose_auto(
     if not usable:  # no model has this level: the first one says why
         codecs[cats[0]].level_of(quality)
         raise InputError(f"no model for --category auto has quality {quality}")
-    lam = scoring_lambda([_trained_lambda(codecs[c], quality) for c in usable])
+    lam = scoring_lambda([trained_lambda(codecs[c], quality) for c in usable])
     images = [load_image(im) if isinstance(im, (str, Path)) else im for im in images]
     rgb = [_rgb(im) for im in images]
     per_cat: dict[str, list[Candidate]] = {}

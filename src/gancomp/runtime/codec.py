@@ -553,7 +553,7 @@ def compress_many(
 
     ``category="auto"`` picks a model per image (:mod:`gancomp.runtime.auto`).
     """
-    from gancomp.io.images import Image, load_image
+    from gancomp.io.images import load_image
 
     items = []
     for im in images:
@@ -564,15 +564,22 @@ def compress_many(
         from gancomp.runtime.auto import compress_auto
 
         return [data for data, _ in compress_auto(items, quality, models_dir)]
-    codec = load_codec(category, models_dir)
+    rgb, fields = image_fields(items)
+    return load_codec(category, models_dir).compress_arrays(rgb, quality, **fields)
+
+
+def image_fields(items: Sequence) -> tuple[list[np.ndarray], dict[str, list]]:
+    """RGB arrays of :class:`~gancomp.io.images.Image` objects or HxWx3 arrays, and the header
+    fields :meth:`Codec.compress_arrays` takes for them (alpha, grayscale, 16-bit)."""
+    from gancomp.io.images import Image
+
     rgb = [im.rgb if isinstance(im, Image) else np.asarray(im) for im in items]
-    return codec.compress_arrays(
-        rgb,
-        quality,
-        alphas=[im.alpha if isinstance(im, Image) else None for im in items],
-        grayscale=[isinstance(im, Image) and im.grayscale for im in items],
-        reduced_16bit=[isinstance(im, Image) and im.bit_depth_reduced for im in items],
-    )
+    fields = {
+        "alphas": [im.alpha if isinstance(im, Image) else None for im in items],
+        "grayscale": [isinstance(im, Image) and im.grayscale for im in items],
+        "reduced_16bit": [isinstance(im, Image) and im.bit_depth_reduced for im in items],
+    }
+    return rgb, fields
 
 
 def read_header(data: bytes) -> tuple[container.Header, bytes]:

@@ -246,17 +246,9 @@ class Residual(OpNetwork):
 
 def _layer_for(op: dict, dtype=None):
     kind = op["op"]
-    if kind == "conv2d":
-        return Conv2D(
-            op["filters"],
-            op["kernel"],
-            strides=op["stride"],
-            padding="same",
-            name=op["name"],
-            dtype=dtype,
-        )
-    if kind == "conv2d_transpose":
-        return Conv2DTranspose(
+    if kind in ("conv2d", "conv2d_transpose"):
+        layer = Conv2D if kind == "conv2d" else Conv2DTranspose
+        return layer(
             op["filters"],
             op["kernel"],
             strides=op["stride"],
