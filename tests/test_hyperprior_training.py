@@ -129,3 +129,53 @@ def test_init_from_a_factorized_model_keeps_its_transforms(tmp_path, trained, da
         wb, bb = lb.integer_weights()
         assert np.array_equal(wa.numpy(), wb.numpy()) and np.array_equal(ba.numpy(), bb.numpy())
     shutil.rmtree(tmp_path / "copy.ckpt", ignore_errors=True)
+
+
+def test_freeze_transforms_trains_only_the_hyperprior(tmp_path, trained, data_dir_module):
+    """--freeze-transforms: E, G and the gains keep their loaded values, the hyperprior moves,
+    and a resumed run keeps the setting."""
+    _, folder = trained
+    out = tmp_path / "frozen"
+    settings = dict(
+        category="hp-frozen",
+        data=str(data_dir_module),
+        output=str(out),
+        batch_size=2,
+        patch_size=64,
+        rd_steps=0,  # the GAN phase would train G: frozen runs have none
+        progress=False,
+    )
+    first = Trainer(
+        TrainSettings(**settings, steps=6, init_from=str(folder), freeze_transforms=True)
+    )
+    frozen = {v.path: v.numpy().copy() for v in first.model.transform_weights()}
+    first.run()
+    hyper = {v.path for v in first.model.hyperprior_weights()}
+    for v in first.model.transform_weights():
+        same = np.array_equal(v.numpy(), frozen[v.path])
+        assert same != (v.path in hyper), v.path
+    resumed = Trainer(TrainSettings(**settings, steps=8, resume=True))
+    assert resumed.s.freeze_transforms
+    resumed.run()
+    before = {v.path: v.numpy() for v in first.model.transform_weights()}
+    for v in resumed.model.transform_weights():
+        if v.path not in hyper:
+            assert np.array_equal(v.numpy(), before[v.path]), v.path
+
+
+def test_freeze_transforms_needs_a_hyperprior(tmp_path, data_dir_module):
+    from gancomp.errors import InputError
+
+    s = TrainSettings(
+        category="f",
+        data=str(data_dir_module),
+        output=str(tmp_path / "f"),
+        steps=1,
+        batch_size=2,
+        patch_size=64,
+        freeze_transforms=True,
+        progress=False,
+        extra={"config": {"num_down": 3, "channels": 8, "latent_channels": 8}},
+    )
+    with pytest.raises(InputError, match="hyperprior"):
+        Trainer(s)

@@ -105,6 +105,13 @@ def _float_list(ctx, param, value):
     "With --init-from a factorized model, hyperprior keeps its encoder and generator.",
 )
 @click.option(
+    "--freeze-transforms",
+    is_flag=True,
+    help="Train only the hyperprior (h_a, h_s and the z density); the encoder, generator and "
+    "gains stay as --init-from loaded them. Cheap steps that give a trained factorized "
+    "model's latents a conditional prior. A resumed run keeps this setting.",
+)
+@click.option(
     "--checkpoint-every",
     type=click.IntRange(1),
     default=500,

@@ -458,6 +458,14 @@ class GANModel(keras.Model):
                 vs += layer.trainable_weights
         return vs
 
+    def hyperprior_weights(self) -> list:
+        """h_a and h_s: what ``--freeze-transforms`` trains (with the z density)."""
+        return [
+            w
+            for layer in (self.h_a, self.h_s_mean, self.h_s_scale)
+            for w in layer.trainable_weights
+        ]
+
     def build_all(self) -> None:
         s = self.cfg.total_stride
         x = tf.zeros([1, s * 2, s * 2, 3])

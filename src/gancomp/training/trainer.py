@@ -67,6 +67,8 @@ class TrainSettings:
     entropy_model: str | None = (
         None  # "factorized" / "hyperprior"; default: the source's, else factorized
     )
+    # Train only the hyperprior (h_a, h_s, the z density): E, G and the gains stay as loaded.
+    freeze_transforms: bool = False
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -200,7 +202,15 @@ class Trainer:
             # The run's settings carry over; an explicit --rd-steps, --beta or --batch-size
             # overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
             overridable = ("rd_steps", "beta", "batch_size")
-            for k in ("lr", "disc_lr", "seed", "density_lr_factor", "clipnorm", *overridable):
+            for k in (
+                "lr",
+                "disc_lr",
+                "seed",
+                "density_lr_factor",
+                "clipnorm",
+                "freeze_transforms",
+                *overridable,
+            ):
                 if k in saved and not (k in overridable and getattr(s, k) is not None):
                     setattr(s, k, saved[k])
             if s.lambdas:
@@ -270,7 +280,13 @@ class Trainer:
             # optimizer of their own lets the rate term follow the transforms.
             self.opt_p = keras.optimizers.Adam(learning_rate=s.lr * s.density_lr_factor)
             self.opt_d = keras.optimizers.Adam(learning_rate=s.disc_lr, beta_1=0.5)
-            self.g_vars = self.model.transform_weights()
+            if s.freeze_transforms and not self.model.hyperprior:
+                raise InputError("--freeze-transforms trains a hyperprior: the model has none")
+            self.g_vars = (
+                self.model.hyperprior_weights()
+                if s.freeze_transforms
+                else self.model.transform_weights()
+            )
             self.p_vars = self.model.density.trainable_weights
             self.d_vars = self.model.discriminator.trainable_weights
             self.opt_g.build(self.g_vars)
@@ -336,7 +352,12 @@ class Trainer:
                 ]
             )
             bpp = bits / px
-            mse = tf.reduce_mean(tf.square((out["x_hat"] - x) * 255.0), axis=[1, 2, 3])
+            x_hat = out["x_hat"]
+            if s.freeze_transforms:
+                # Nothing trained can change it (y_hat = y + rounding whatever the mean), so
+                # no backward pass through the generator.
+                x_hat = tf.stop_gradient(x_hat)
+            mse = tf.reduce_mean(tf.square((x_hat - x) * 255.0), axis=[1, 2, 3])
             return bpp, mse, tf.gather(self.lambdas, levels)
 
         def d_update(x, x_hat, cond):
@@ -432,6 +453,7 @@ class Trainer:
             "density_lr_factor",
             "clipnorm",
             "precision",
+            "freeze_transforms",
         )
         (self.ckpt_dir / "train.json").write_text(
             json.dumps({k: getattr(self.s, k) for k in keep}, indent=2)
@@ -479,7 +501,7 @@ class Trainer:
                 lr = self._lr_at(self.step)
                 if lr != current_lr:
                     self.opt_g.learning_rate = current_lr = lr
-                gan = self.step >= s.rd_steps and s.beta > 0
+                gan = self.step >= s.rd_steps and s.beta > 0 and not s.freeze_transforms
                 res = (self._gan_step if gan else self._rd_step)(self.dist_ds)
                 self.step += 1
                 bar.update(1)
