@@ -128,9 +128,18 @@ def test_no_overwrite_and_default_names(tmp_path, models_dir, data_dir):
 
 def test_info_and_json(tmp_path, models_dir, data_dir):
     gcz = tmp_path / "a.gcz"
-    _cli(
-        "compress", data_dir / "airplane_2.png", "-c", "ship", "-o", gcz, "--models-dir", models_dir
+    r = _cli(
+        "compress",
+        data_dir / "airplane_2.png",
+        "-c",
+        "ship",
+        "-o",
+        gcz,
+        "--models-dir",
+        models_dir,
+        "--json",
     )
+    assert json.loads(r.output)["effort"] == "normal"
     r = _cli("info", gcz, "--json")
     d = json.loads(r.output)
     assert d["category"] == "ship" and d["width"] == 32 and d["quality"] == 4

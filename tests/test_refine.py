@@ -238,6 +238,7 @@ def test_cli_effort_writes_files_the_decoder_reads(models_dir, tmp_path, monkeyp
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.output.splitlines()]
     assert [Path(row["input"]).name for row in rows] == [s.name for s in sources]
+    assert [row["effort"] for row in rows] == ["max", "max"]
     codec = _codec(models_dir, "hp-airplane")
     images = _images(CIFAR[:2])
     expected = refine.compress_images(codec, images, 3, "max")

@@ -68,6 +68,7 @@ class FileResult:
     quality: int | None = None
     bpp: float | None = None  # bits per pixel of the .gcz file, header included
     bit_depth_reduced: bool = False  # a 16-bit source stored with 8 bits per sample
+    effort: str | None = None  # the encoder effort asked for (compress)
     # Rate control (compress with a target; None otherwise):
     target: RateTarget | None = None
     target_met: bool | None = None  # False: the nearest file was written (``nearest``)
@@ -218,6 +219,7 @@ def compress_files(
             quality=coded.quality,
             bpp=8 * len(coded.data) / (image.width * image.height),
             bit_depth_reduced=image.bit_depth_reduced,
+            effort=effort,
             target=rate.target if rate else None,
             target_met=rate.met if rate else None,
             psnr=rate.psnr if rate else None,

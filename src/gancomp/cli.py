@@ -170,7 +170,7 @@ def _run_batch(run, reporter: _Reporter) -> None:
 def _compress_line(r, auto: bool, as_json: bool) -> str:
     ratio = r.input_bytes / r.output_bytes
     if as_json:
-        fields = ("category", "input_bytes", "output_bytes", "bpp")
+        fields = ("category", "input_bytes", "output_bytes", "bpp", "effort")
         row = {"input": str(r.path), "output": str(r.output)}
         row.update({k: getattr(r, k) for k in fields})
         row.update(ratio=ratio, width=r.width, height=r.height)
