@@ -179,3 +179,32 @@ def test_freeze_transforms_needs_a_hyperprior(tmp_path, data_dir_module):
     )
     with pytest.raises(InputError, match="hyperprior"):
         Trainer(s)
+
+
+def test_init_from_a_factorized_folder_gives_a_fresh_hyperprior_todays_settings(
+    tmp_path, data_dir_module
+):
+    """A hyperprior started from a factorized folder (exported before the hyperprior's settings
+    existed) gets this version's index bias scale, not the old-folder default of 1, which left
+    the index layer's bias almost frozen; --hyper-channels sizes z."""
+    from pathlib import Path
+
+    from gancomp.training.model import ModelConfig
+
+    source = Path(__file__).parent / "data" / "tiny_models" / "flower"
+    assert "index_bias_scale" not in json.loads((source / "config.json").read_text())
+    s = TrainSettings(
+        category="flower",
+        data=str(data_dir_module),
+        output=str(tmp_path / "hp"),
+        steps=1,
+        batch_size=2,
+        patch_size=64,
+        init_from=str(source),
+        entropy_model="hyperprior",
+        hyper_channels=8,
+        progress=False,
+    )
+    cfg = Trainer(s).cfg
+    assert cfg.index_bias_scale == ModelConfig(category="x").index_bias_scale > 1
+    assert cfg.hyper_channels == 8

@@ -86,6 +86,12 @@ def _float_list(ctx, param, value):
     help="Stride-2 stages (default: 3 for images <= 64 px, else 4).",
 )
 @click.option(
+    "--hyper-channels",
+    type=click.IntRange(4),
+    help="Channels of z and of h_a / h_s for a new hyperprior (default 128; 64 suits "
+    "32x32 images, whose index path then costs half).",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(),

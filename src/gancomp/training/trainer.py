@@ -58,6 +58,7 @@ class TrainSettings:
     channels: int | None = None
     latent_channels: int | None = None
     num_down: int | None = None
+    hyper_channels: int | None = None  # default 128; a new hyperprior only
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
@@ -92,6 +93,19 @@ def _strategy(name: str):
             raise InputError("--strategy multi-worker needs the TF_CONFIG environment variable")
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise InputError(f"unknown strategy {name!r}")
+
+
+def _is_chief(strategy) -> bool:
+    """Whether this process writes the checkpoints, the model folder and TensorBoard logs:
+    the chief of a multi-worker cluster (the "chief" task, else worker 0) and every
+    single-process run. The others only compute their share of each step."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
 def _set_threads(intra: int | None, inter: int | None) -> None:
@@ -229,9 +243,16 @@ class Trainer:
             src = read_model_folder(s.init_from)
             cfg_dict = {**src.config, "category": s.category}
             if s.entropy_model:
-                # E and G of a factorized model can start a hyperprior one: h_a and h_s
-                # then start fresh.
                 cfg_dict["entropy_model"] = s.entropy_model
+            if cfg_dict.get("entropy_model") == "hyperprior" and (
+                src.config.get("entropy_model", "factorized") != "hyperprior"
+            ):
+                # E and G of a factorized model start a hyperprior one: h_a and h_s start
+                # fresh, with this version's hyperprior settings (not the defaults that
+                # from_dict gives folders exported before a setting existed).
+                fresh = ModelConfig(category=s.category)
+                cfg_dict["index_bias_scale"] = fresh.index_bias_scale
+                cfg_dict["hyper_channels"] = s.hyper_channels or fresh.hyper_channels
             if s.lambdas:
                 cfg_dict["lambdas"] = [float(v) for v in s.lambdas]
                 cfg_dict["levels"] = len(cfg_dict["lambdas"])
@@ -246,6 +267,8 @@ class Trainer:
             }
             if s.entropy_model:
                 kw["entropy_model"] = s.entropy_model
+            if s.hyper_channels:
+                kw["hyper_channels"] = s.hyper_channels
             kw.update(s.extra.get("config", {}))
             if s.lambdas:
                 kw["lambdas"] = tuple(float(v) for v in s.lambdas)
@@ -431,6 +454,10 @@ class Trainer:
         return (("og", self.opt_g), ("op", self.opt_p), ("od", self.opt_d))
 
     # -- checkpoints ------------------------------------------------------------
+    @property
+    def is_chief(self) -> bool:
+        return _is_chief(self.strategy)
+
     def _state(self) -> dict[str, np.ndarray]:
         st = {f"m/{v.path}": np.asarray(v.numpy()) for v in self.model.weights}
         for name, opt in self._optimizers():
@@ -440,6 +467,9 @@ class Trainer:
         return st
 
     def save_checkpoint(self) -> None:
+        if not self.is_chief:
+            # Every worker holds the same weights; one copy, the chief's, is enough.
+            return
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         (self.ckpt_dir / "config.json").write_text(self.cfg.to_json())
         keep = (
@@ -482,7 +512,7 @@ class Trainer:
         s = self.s
         if s.resume:
             self.load_checkpoint()
-        writer = tf.summary.create_file_writer(s.log_dir) if s.log_dir else None
+        writer = tf.summary.create_file_writer(s.log_dir) if s.log_dir and self.is_chief else None
         start_step, t0 = self.step, time.time()
         bar = tqdm(
             total=s.steps,
@@ -545,10 +575,12 @@ class Trainer:
         self.save_checkpoint()
         elapsed = time.time() - t0
         if interrupted:
-            raise Interrupted(
-                f"interrupted at step {self.step}; checkpoint saved in {self.ckpt_dir} "
-                "(continue with --resume)"
+            saved = (
+                f"checkpoint saved in {self.ckpt_dir}"
+                if self.is_chief
+                else "the chief worker writes the checkpoints"
             )
+            raise Interrupted(f"interrupted at step {self.step}; {saved} (continue with --resume)")
         return self.export(elapsed, self.step - start_step, stats, writer)
 
     def _image_summary(self, writer) -> None:
@@ -576,6 +608,21 @@ class Trainer:
 
         s = self.s
         config_json, weights, tables = export_files(self.model)
+        if not self.is_chief:
+            # The chief writes the model; the fingerprint shows that this worker's is the same.
+            from gancomp.runtime.models import fingerprint_of, weights_to_bytes
+
+            files = {
+                "config.json": config_json.encode(),
+                "weights.npz": weights_to_bytes(weights),
+                "tables.npz": tables,
+            }
+            return {
+                "output": "the chief worker's --output",
+                "fingerprint": fingerprint_of(files),
+                "steps": self.step,
+                "skipped": self.train_set.skipped,
+            }
         meta = {
             "category": self.cfg.category,
             "training": {
