@@ -37,9 +37,9 @@ def decode_calls(monkeypatch):
     calls = []
     original = codec.decompress
 
-    def counting(data, models_dir=None):
+    def counting(data, models_dir=None, **options):
         calls.append(len(data))
-        return original(data, models_dir)
+        return original(data, models_dir, **options)
 
     monkeypatch.setattr(codec, "decompress", counting)
     return calls

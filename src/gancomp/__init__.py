@@ -97,14 +97,19 @@ def compress(
     return compress_image(image, category, quality, models_dir)
 
 
-def decompress(data: bytes, models_dir: "str | os.PathLike[str] | None" = None) -> "np.ndarray":
+def decompress(
+    data: bytes, models_dir: "str | os.PathLike[str] | None" = None, realism: float = 0.0
+) -> "np.ndarray":
     """Decode ``.gcz`` bytes to a numpy uint8 array of the original size.
 
     HxWx3 for colour images, HxW for grayscale ones, with a fourth (or second)
     channel when the original had alpha: :func:`compress` takes each of these back.
+    ``realism`` in [0, 1] chooses between the most faithful reconstruction (0) and the
+    most realistic one (1), from the same bytes; above 0 it needs a model with realism
+    branches (``gancomp train --realism-phase``).
     """
     from gancomp.io.images import to_array
     from gancomp.runtime.codec import decompress as decompress_image
 
-    img = decompress_image(bytes(data), models_dir)
+    img = decompress_image(bytes(data), models_dir, realism=realism)
     return to_array(img.rgb, img.alpha, img.grayscale)

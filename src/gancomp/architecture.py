@@ -15,6 +15,8 @@ Ops (``name`` is the layer's weight prefix inside its transform)::
     gdn               name, inverse                       GDN / IGDN (Balle et al. 2016)
     leaky_relu        slope
     residual          name, body                          x + body(x)
+    realism_residual  name, body                          x + r * body(concat(x, r))
+                      the realism control (see below); r = 0 skips the body
     add_constant      value
     clip              limit                               clip to [-limit, limit]
     integer_conv2d, integer_conv2d_transpose
@@ -26,6 +28,15 @@ Architecture version 1 is the transforms of gancomp 0.1 (GDN encoder, generator 
 one residual block) plus, for ``entropy_model == "hyperprior"``, h_a and both h_s
 branches. Model folders exported before descriptions existed carry none; their
 config implies version 1 and :func:`describe` rebuilds the same lists.
+
+The realism control (issue 14) is an add-on of a trained model, not a new version:
+:func:`realism_synthesis` is the generator with ``realism_residual`` ops inserted, each
+fed the decode-time realism weight r in [0, 1] as one more input channel (a constant
+plane) and scaled by r, so r = 0 leaves the fidelity generator exactly as it was. Its
+description and weights live in their own files of the model folder
+(:mod:`gancomp.runtime.realism`), outside the fingerprint, so files written before the
+branches were trained keep decoding. A runtime that does not know the op never reads
+those files (and would refuse the op through KNOWN_OPS if it did): no version bump.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ KNOWN_OPS = frozenset(
         "gdn",
         "leaky_relu",
         "residual",
+        "realism_residual",
         "add_constant",
         "clip",
         "integer_conv2d",
@@ -105,6 +117,51 @@ def synthesis(c: dict) -> list[Op]:
     # Offset so an untrained generator starts at mid-grey.
     ops.append({"op": "add_constant", "value": 0.5})
     return ops
+
+
+def realism_branch_count_max(c: dict) -> int:
+    """Places for realism branches: after the residual block and after each upsampling
+    stage but the last (which gives RGB)."""
+    return int(c["num_down"])
+
+
+def realism_synthesis(c: dict, branches: int) -> list[Op]:
+    """G with ``branches`` realism branches: the first after the residual block (latent
+    resolution), the next ones after upsampling stages 0, 1, ... (finer textures).
+
+    Each branch is x + r * body(concat(x, r)), the body two 3x3 convolutions (half
+    width, then back to the stage's width); training zero-initialises the last one so a
+    new branch starts as the identity at every r.
+    """
+    if not 1 <= branches <= realism_branch_count_max(c):
+        raise ValueError(
+            f"realism branches must be 1..{realism_branch_count_max(c)} for this model, "
+            f"got {branches}"
+        )
+    c = {"kernel_size": 5, **c}  # as describe() reads configs written before the field
+    ch = c["channels"]
+    width = max(ch // 2, 1)
+
+    def branch(k: int) -> Op:
+        body = [_conv("c1", width, 3), _leaky(), _conv("c2", ch, 3)]
+        return {"op": "realism_residual", "name": f"realism{k}", "body": body}
+
+    ops: list[Op] = []
+    placed = 0
+    for op in synthesis(c):
+        ops.append(op)
+        at_stage = op["op"] == "residual" or (
+            op["op"] == "conv2d_transpose" and op["filters"] == ch
+        )
+        if at_stage and placed < branches:
+            ops.append(branch(placed))
+            placed += 1
+    return ops
+
+
+def without_realism(ops: list[Op]) -> list[Op]:
+    """The op list with its realism branches removed: the fidelity generator."""
+    return [op for op in ops if op.get("op") != "realism_residual"]
 
 
 def hyper_analysis(c: dict) -> list[Op]:
@@ -187,5 +244,5 @@ def ops_of(ops: list[Op]):
     """Every op, residual bodies included (for checks)."""
     for op in ops:
         yield op
-        if op.get("op") == "residual":
+        if op.get("op") in ("residual", "realism_residual"):
             yield from ops_of(op.get("body", []))

@@ -245,19 +245,23 @@ def decompress_files(
     force: bool = False,
     models_dir: StrPath | None = None,
     progress: ProgressCallback | None = None,
+    realism: float = 0.0,
 ) -> list[FileResult]:
     """Decompress ``.gcz`` files (or folders of them) to images; one result per input file.
 
     Each file is decoded with the model named in its header, to ``<stem>.decoded.png``
     (or ``output``, whose extension picks the format: .png, .bmp, .tif, .webp, all lossless).
-    Output names and places follow the module's rules.
+    Output names and places follow the module's rules. ``realism`` in [0, 1] is the
+    decode-time realism weight (:func:`gancomp.runtime.codec.decompress`).
 
     Raises GancompError when nothing can be done (no .gcz files in the given folders, a bad
     ``output``) and BatchStopped when the disk fills up.
     """
     from gancomp.io.images import save_image
     from gancomp.runtime import codec as codec_mod
+    from gancomp.runtime.realism import check_realism
 
+    realism = check_realism(realism)
     files, many = expand_inputs(inputs, {GCZ_SUFFIX})
     if not files:
         if many:
@@ -271,7 +275,7 @@ def decompress_files(
         return data, codec_mod.read_header(data)[0]
 
     def code(items: list[tuple[bytes, Any]]) -> list[Any]:
-        return codec_mod.decompress_many([data for data, _ in items], models_dir)
+        return codec_mod.decompress_many([data for data, _ in items], models_dir, realism)
 
     def write(src: Path, target: Path, item: tuple[bytes, Any], image: Any) -> FileResult:
         (data, header) = item

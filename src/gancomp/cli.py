@@ -219,6 +219,21 @@ class _PositiveNumber(click.ParamType):
         return number
 
 
+class _UnitInterval(click.ParamType):
+    """A finite float in [0, 1] (click.FloatRange lets NaN through)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = value if isinstance(value, float) else float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not (math.isfinite(number) and 0.0 <= number <= 1.0):
+            self.fail(f"{value!r} is not in the range 0<=x<=1", param, ctx)
+        return number
+
+
 _TARGET_OPTIONS = ("target_bpp", "target_bytes", "target_psnr")
 
 
@@ -368,10 +383,19 @@ def _decompress_line(r, as_json: bool) -> str:
 @click.option(
     "-o", "--output", "out", type=click.Path(), help="Output image, or folder to write into."
 )
+@click.option(
+    "--realism",
+    type=_UnitInterval(),
+    default=0.0,
+    show_default=True,
+    metavar="R",
+    help="0 = the most faithful image ... 1 = the most realistic (sharp, plausible detail); "
+    "needs a model with realism branches when above 0.",
+)
 @_FORCE_OPTION
 @_JSON_OPTION
 @MODELS_DIR_OPTION
-def decompress(inputs, out, force, as_json, models_dir) -> None:
+def decompress(inputs, out, realism, force, as_json, models_dir) -> None:
     """Decompress .gcz files (or folders of them) to images of the original size.
 
     Each file writes <stem>.decoded.png next to it ('img.gcz' -> 'img.decoded.png', so
@@ -379,11 +403,17 @@ def decompress(inputs, out, force, as_json, models_dir) -> None:
     a folder; several inputs or a folder write OUT/<stem>.decoded.png (the folder is
     created if needed). OUT's extension picks the format: .png, .bmp, .tif, .webp
     (lossless). Existing files are never overwritten without --force.
+
+    --realism R chooses, per decode, between the most faithful reconstruction (0) and the
+    most realistic one (1): the same file decodes at any R. Models trained with
+    'gancomp train --realism-phase' have the control; others decode at 0 only.
     """
     from gancomp.batch import decompress_files
 
     _run_batch(
-        lambda progress: decompress_files(inputs, out, force, models_dir, progress=progress),
+        lambda progress: decompress_files(
+            inputs, out, force, models_dir, progress=progress, realism=realism
+        ),
         _Reporter("decompress", lambda r: _decompress_line(r, as_json)),
     )
 

@@ -6,11 +6,21 @@
     >>> im.load()                         # decodes the pixels with the file's model
     >>> im.save("copy.gcz", category="flower", quality=4)
 
+    >>> im = Image.open("photo.gcz")
+    >>> im.realism = 0.7                  # before load(): decode-time realism r in [0, 1]
+    >>> im.load()
+
 The mode comes from the header: "L" for grayscale, "LA" gray with alpha, "RGBA" with
 alpha, else "RGB". Decoding finds models as the CLI does without ``--models-dir``.
 Saving takes ``category`` (required: a model name or ``"auto"``),
 ``quality`` (1-8, default 4) and ``models_dir``; any Pillow mode is accepted and
 normalised as for ``gancomp compress`` (palette, CMYK, 16-bit gray, ...).
+
+``realism`` (an attribute of the opened image, set before ``load()``, as Pillow's JPEG
+2000 plugin takes ``reduce`` and ``layers``) chooses between the most faithful
+reconstruction (0, the default) and the most realistic one (1) from the same file; above
+0 it needs a model with realism branches. A value outside [0, 1] raises ``ValueError``
+on ``load()``.
 
 Errors: a file that is not ``.gcz`` gives Pillow's ``UnidentifiedImageError``; a damaged
 one gives :class:`GczError` (an ``OSError``) with gancomp's one-line reason, on open
@@ -51,6 +61,8 @@ def _mode_of(header: container.Header) -> str:
 class GczImageFile(ImageFile.ImageFile):
     format = FORMAT
     format_description = "gancomp learned image codec"
+    #: Decode-time realism weight r in [0, 1], read by ``load()``.
+    realism: float = 0.0
 
     def _open(self) -> None:
         assert self.fp is not None
@@ -67,6 +79,18 @@ class GczImageFile(ImageFile.ImageFile):
         tile = (FORMAT, (0, 0, header.width, header.height), 0, None)
         self.tile = [_Tile(*tile) if _Tile else tile]  # type: ignore[list-item]
 
+    def load(self):
+        if self.tile:  # not decoded yet: the decoder gets the realism asked for now
+            from gancomp.runtime.realism import check_realism
+
+            try:
+                realism = check_realism(self.realism)
+            except InputError as exc:
+                raise ValueError(str(exc)) from None
+            tile = (FORMAT, (0, 0, *self.size), 0, (realism,))
+            self.tile = [_Tile(*tile) if _Tile else tile]  # type: ignore[list-item]
+        return super().load()
+
 
 class GczDecoder(ImageFile.PyDecoder):
     """Decodes a whole ``.gcz`` file (read from the image's file) into the image."""
@@ -78,8 +102,9 @@ class GczDecoder(ImageFile.PyDecoder):
         from gancomp.runtime import codec
 
         assert self.fd is not None
+        (realism,) = self.args or (0.0,)
         try:
-            decoded = codec.decompress(self.fd.read())
+            decoded = codec.decompress(self.fd.read(), realism=realism)
         except GancompError as exc:
             raise GczError(str(exc)) from None
         pixels = to_array(decoded.rgb, decoded.alpha, decoded.grayscale)

@@ -84,6 +84,7 @@ class Codec:
                 f"model folder {folder.path}: tables.npz is damaged ({type(exc).__name__})"
             ) from None
         self._net = None  # runtime.transforms.Transforms, loaded on first use
+        self._realism_net = None  # the realism generator, loaded on the first r > 0
 
     @property
     def hyperprior(self) -> bool:
@@ -112,6 +113,26 @@ class Codec:
     @property
     def levels(self) -> int:
         return int(self.folder.config["levels"])
+
+    @property
+    def has_realism(self) -> bool:
+        """Whether the model has realism branches (decoding with realism > 0)."""
+        from gancomp.runtime.realism import has_realism
+
+        return has_realism(self.folder)
+
+    def _realism_synthesis(self):
+        """The generator with its realism branches (:mod:`gancomp.runtime.realism`)."""
+        if self._realism_net is None:
+            import io
+
+            from gancomp.runtime.realism import load_realism_synthesis
+
+            self._build()  # the model's own weights are checked there
+            with np.load(io.BytesIO(self.folder.weights), allow_pickle=False) as z:
+                weights = {k: z[k] for k in z.files}
+            self._realism_net = load_realism_synthesis(self.folder, weights)
+        return self._realism_net
 
     # -- network --------------------------------------------------------------
     def _build(self) -> None:
@@ -168,9 +189,19 @@ class Codec:
         """Quantized latents (h, w, M) int32 for RGB uint8 images of any size (factorized)."""
         return [np.round(y).astype(np.int32) for y in self.scaled_latents(images, quality)]
 
-    def reconstruct(self, latents: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
-        """RGB uint8 images (padded to the stride) from quantized latents."""
+    def reconstruct(
+        self, latents: Sequence[np.ndarray], quality: int, realism: float = 0.0
+    ) -> list[np.ndarray]:
+        """RGB uint8 images (padded to the stride) from quantized latents.
+
+        ``realism`` in [0, 1] is the decode-time realism weight r: 0 is the fidelity
+        generator (exactly, branches never run), > 0 needs a model with realism branches.
+        """
+        from gancomp.runtime.realism import check_realism
+
         self._build()
+        r = check_realism(realism)
+        synthesis = self._realism_synthesis() if r > 0 else self._net.synthesis
         ig = self._inv_gain[self.level_of(quality)]
         s = self.stride
 
@@ -178,7 +209,7 @@ class Codec:
             # Latents of a damaged (but CRC-valid) file can overflow float32: such pixels
             # come out as 0 or 255, deterministically and without a NumPy warning.
             with np.errstate(over="ignore", invalid="ignore"):
-                img = self._net.synthesis(b.astype(np.float32) * ig) * np.float32(255.0)
+                img = synthesis(b.astype(np.float32) * ig, r) * np.float32(255.0)
                 img = np.nan_to_num(img, nan=0.0, posinf=255.0, neginf=0.0)
             return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
@@ -373,9 +404,14 @@ class Codec:
         return out
 
     def decode_payloads(
-        self, items: Sequence[tuple[container.Header, bytes]]
+        self, items: Sequence[tuple[container.Header, bytes]], realism: float = 0.0
     ) -> list[DecodedImage]:
-        """Decode parsed .gcz files that were all written by this model."""
+        """Decode parsed .gcz files that were all written by this model, at realism r
+        (see :meth:`reconstruct`)."""
+        from gancomp.runtime.realism import check_realism, no_realism_error
+
+        if check_realism(realism) > 0 and not self.has_realism:
+            raise no_realism_error(self.folder)  # before any decoding work
         symbols = self.decode_symbols(items)
         if self.hyperprior:
             means = self._hyper_means(
@@ -389,7 +425,7 @@ class Codec:
             by_level.setdefault(header.quality, []).append(i)
         pixels: list[np.ndarray | None] = [None] * len(items)
         for q, idx in by_level.items():
-            for i, im in zip(idx, self.reconstruct([latents[i] for i in idx], q)):
+            for i, im in zip(idx, self.reconstruct([latents[i] for i in idx], q, realism)):
                 pixels[i] = im
         out = []
         for (header, _), im in zip(items, pixels):
@@ -514,6 +550,7 @@ def load_codec(category: str, models_dir: str | os.PathLike | None = None) -> Co
     folder replaced on disk (a new training run) is reloaded.
     """
     from gancomp.runtime.models import FILES
+    from gancomp.runtime.realism import REALISM_FILES
 
     path = find_model(category, models_dir).resolve()
     try:
@@ -523,10 +560,23 @@ def load_codec(category: str, models_dir: str | os.PathLike | None = None) -> Co
         )
     except OSError:
         stamp = ()  # vanished since the search: the load below says what is missing
+    if stamp:
+        # Realism branches added (or replaced) beside an unchanged model reload it too.
+        stamp += tuple(
+            (st.st_ino, st.st_size, st.st_mtime_ns) if st else None
+            for st in (_stat_or_none(path / name) for name in REALISM_FILES)
+        )
     cached = _CACHE.get(path)
     if cached is None or cached[0] != stamp or not stamp:
         _CACHE[path] = (stamp, Codec.from_path(path))
     return _CACHE[path][1]
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
 
 
 def compress(
@@ -587,14 +637,24 @@ def read_header(data: bytes) -> tuple[container.Header, bytes]:
     return container.unpack(data)
 
 
-def decompress(data: bytes, models_dir: str | os.PathLike | None = None) -> DecodedImage:
-    """Decode ``.gcz`` bytes with the model named in the file's header."""
-    return decompress_many([data], models_dir)[0]
+def decompress(
+    data: bytes, models_dir: str | os.PathLike | None = None, realism: float = 0.0
+) -> DecodedImage:
+    """Decode ``.gcz`` bytes with the model named in the file's header.
+
+    ``realism`` in [0, 1] is the receiver's choice between the most faithful
+    reconstruction (0, the default) and the most realistic one (1); the file is the same
+    for every r. r > 0 needs a model with realism branches (:mod:`gancomp.runtime.realism`).
+    """
+    return decompress_many([data], models_dir, realism)[0]
 
 
 def decompress_many(
-    blobs: Sequence[bytes], models_dir: str | os.PathLike | None = None
+    blobs: Sequence[bytes], models_dir: str | os.PathLike | None = None, realism: float = 0.0
 ) -> list[DecodedImage]:
+    from gancomp.runtime.realism import check_realism
+
+    realism = check_realism(realism)
     parsed = [container.unpack(b) for b in blobs]
     out: list[DecodedImage | None] = [None] * len(blobs)
     by_cat: dict[str, list[int]] = {}
@@ -606,6 +666,6 @@ def decompress_many(
         except InputError:
             raise InputError(f"corrupt .gcz file: invalid category name {cat!r}") from None
         codec = load_codec(cat, models_dir)
-        for i, im in zip(idx, codec.decode_payloads([parsed[i] for i in idx])):
+        for i, im in zip(idx, codec.decode_payloads([parsed[i] for i in idx], realism)):
             out[i] = im
     return out  # type: ignore[return-value]

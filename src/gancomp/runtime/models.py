@@ -6,6 +6,8 @@ A model folder is self-describing::
     weights.npz    inference weights (encoder, generator, gains), float32
     tables.npz     frozen integer entropy-coding tables
     metadata.json  training settings, validation results, fingerprint
+    realism.json, realism.npz   optional: realism branches of the generator
+                                (:mod:`gancomp.runtime.realism`), not fingerprinted
 
 The fingerprint (4 bytes, hex) is a hash of the first three files' contents;
 every ``.gcz`` file carries the fingerprint of the model that wrote it.
@@ -233,14 +235,25 @@ def write_model_folder(
     force: bool = False,
 ) -> str:
     """Write a complete model folder atomically (temp folder + rename); returns the fingerprint."""
-    out = Path(out)
-    if out.exists() and not force:
-        raise GancompError(f"{out} exists (use --force to replace it)")
     files = {
         "config.json": config_json.encode(),
         "weights.npz": weights_to_bytes(weights),
         "tables.npz": tables,
     }
+    return write_model_files(out, files, metadata, force)
+
+
+def write_model_files(
+    out: str | os.PathLike,
+    files: dict[str, bytes],
+    metadata: dict[str, Any],
+    force: bool = False,
+) -> str:
+    """Write a model folder from its files' bytes (``FILES``, and optional ones such as the
+    realism add-on) atomically, as :func:`write_model_folder`; returns the fingerprint."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise GancompError(f"{out} exists (use --force to replace it)")
     fp = fingerprint_of(files)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -163,20 +163,23 @@ class Network:
                 steps.append((kind, op, (np.float32(op["slope"]),)))
             elif kind == "add_constant":
                 steps.append((kind, op, (np.float32(op["value"]),)))
-            elif kind == "residual":
+            elif kind in ("residual", "realism_residual"):
                 body: list = []
-                if self._compile(op["body"], weights, c, name + "/", body) != c:
+                # A realism branch sees one more channel: the realism weight r as a plane.
+                body_in = c + 1 if kind == "realism_residual" else c
+                if self._compile(op["body"], weights, body_in, name + "/", body) != c:
                     raise ModelError(f"{self.label}: residual {name} changes the channel count")
                 steps.append((kind, op, (body,)))
             else:
                 raise ModelError(f"{self.label}: unknown op {kind!r} (a newer gancomp wrote it?)")
         return c
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return _run(self.steps, np.ascontiguousarray(x, np.float32))
+    def __call__(self, x: np.ndarray, realism: float = 0.0) -> np.ndarray:
+        """The transform of ``x``; ``realism`` is the r of its realism branches, if any."""
+        return _run(self.steps, np.ascontiguousarray(x, np.float32), np.float32(realism))
 
 
-def _run(steps: list, x: np.ndarray) -> np.ndarray:
+def _run(steps: list, x: np.ndarray, realism: np.float32) -> np.ndarray:
     for kind, _, a in steps:
         if kind == "conv2d":
             x = conv2d(x, a[0], a[1], a[2])
@@ -189,7 +192,12 @@ def _run(steps: list, x: np.ndarray) -> np.ndarray:
         elif kind == "add_constant":
             x = x + a[0]
         elif kind == "residual":
-            x = x + _run(a[0], x)
+            x = x + _run(a[0], x, realism)
+        elif kind == "realism_residual" and realism != 0:
+            # At r = 0 the branch is skipped, not computed and scaled by 0: the output is
+            # then bit for bit the generator's without branches.
+            plane = np.full((*x.shape[:-1], 1), realism, np.float32)
+            x = x + realism * _run(a[0], np.concatenate([x, plane], axis=-1), realism)
     return x
 
 
