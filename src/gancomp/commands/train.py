@@ -118,6 +118,28 @@ def _float_list(ctx, param, value):
     "model's latents a conditional prior. A resumed run keeps this setting.",
 )
 @click.option(
+    "--realism-phase",
+    is_flag=True,
+    help="With --init-from: add realism branches to the model's generator and train only "
+    "them and the discriminator (distortion + r x (adversarial + feature matching), r drawn "
+    "per example in [0, 1]); encoder, entropy model, gains and generator stay frozen, so the "
+    "model writes and reads the same files and decompress --realism R chooses per decode.",
+)
+@click.option(
+    "--realism-branches",
+    type=click.IntRange(1, 6),
+    help="Realism branches: after the residual block, then after each upsampling stage "
+    "(default 2).",
+)
+@click.option(
+    "--feature-matching",
+    type=click.FloatRange(0),
+    default=1.0,
+    show_default=True,
+    help="Realism phase: weight of the discriminator feature matching term (the "
+    "adversarial weight is --beta, default 0.5 in this phase).",
+)
+@click.option(
     "--checkpoint-every",
     type=click.IntRange(1),
     default=500,
@@ -188,6 +210,10 @@ def train(output, **options) -> None:
     )
     if result.get("skipped"):
         click.echo(f"skipped {len(result['skipped'])} unreadable files", err=True)
+    if result.get("realism_validation"):
+        click.echo("quality  realism    PSNR")
+        for row in result["realism_validation"]:
+            click.echo(f"{row['quality']:>7} {row['realism']:8.2f} {row['psnr']:7.2f}")
     if result.get("validation"):
         click.echo("quality    bpp    PSNR  MS-SSIM")
         for row in result["validation"]:

@@ -221,10 +221,15 @@ class OpNetwork(keras.layers.Layer):
                 self.sublayers.append(layer)
             self._layer_index.append(None if layer is None else len(self.sublayers) - 1)
 
-    def call(self, x):
+    def call(self, x, realism=None):
+        """``realism``: the per-example r (B,) of the realism branches; None skips them
+        (r = 0, as the runtime does)."""
         for op, index in zip(self.ops, self._layer_index):
             kind = op["op"]
-            if index is not None:
+            if kind == "realism_residual":
+                if realism is not None:
+                    x = self.sublayers[index](x, realism)
+            elif index is not None:
                 x = self.sublayers[index](x)
             elif kind == "leaky_relu":
                 x = tf.nn.leaky_relu(x, op["slope"])
@@ -244,6 +249,25 @@ class Residual(OpNetwork):
         return x + super().call(x)
 
 
+class RealismResidual(OpNetwork):
+    """x + r * body(concat(x, r)): the ``realism_residual`` op, r per example in [0, 1].
+
+    The body's last convolution starts at zero, so a new branch is the identity at every
+    r and training starts from the fidelity generator.
+    """
+
+    def __init__(self, ops: list, **kwargs):
+        super().__init__(ops, **kwargs)
+        last = self.sublayers[-1]
+        last.kernel_initializer = keras.initializers.Zeros()
+        last.bias_initializer = keras.initializers.Zeros()
+
+    def call(self, x, realism):
+        r = tf.cast(tf.reshape(realism, [-1, 1, 1, 1]), x.dtype)
+        plane = tf.ones_like(x[..., :1]) * r
+        return x + r * super().call(tf.concat([x, plane], axis=-1))
+
+
 def _layer_for(op: dict, dtype=None):
     kind = op["op"]
     if kind in ("conv2d", "conv2d_transpose"):
@@ -260,6 +284,8 @@ def _layer_for(op: dict, dtype=None):
         return GDN(inverse=op["inverse"], name=op["name"], dtype=dtype)
     if kind == "residual":
         return Residual(op["body"], name=op["name"], dtype=dtype)
+    if kind == "realism_residual":
+        return RealismResidual(op["body"], name=op["name"], dtype=dtype)
     if kind in ("integer_conv2d", "integer_conv2d_transpose"):
         from gancomp.training.hyperprior import IntegerConv
 
@@ -376,9 +402,11 @@ class Discriminator(keras.layers.Layer):
                 ]
             )
 
-    def call(self, image, latent):
+    def call(self, image, latent, features=False):
+        """Logits (B, patches of every scale); with ``features`` also the hidden
+        activations of every scale (float32), for feature matching (the realism phase)."""
         cond = self.project(latent)
-        logits = []
+        logits, hidden = [], []
         x = image * 2.0 - 1.0
         for s, net in enumerate(self.nets):
             if s:
@@ -390,9 +418,11 @@ class Discriminator(keras.layers.Layer):
                 h = layer(h)
                 if i < len(net) - 1:
                     h = tf.nn.leaky_relu(h, 0.2)
+                    hidden.append(tf.cast(h, tf.float32))
             logits.append(tf.reshape(h, [tf.shape(h)[0], -1]))
         # The losses are float32.
-        return tf.cast(tf.concat(logits, axis=1), tf.float32)
+        out = tf.cast(tf.concat(logits, axis=1), tf.float32)
+        return (out, hidden) if features else out
 
 
 class GANModel(keras.Model):
@@ -404,18 +434,29 @@ class GANModel(keras.Model):
     generator) and :mod:`gancomp.coding.entropy` (the frozen integer tables).
     """
 
-    def __init__(self, cfg: ModelConfig, precision: str = "float32", **kwargs):
+    def __init__(
+        self, cfg: ModelConfig, precision: str = "float32", realism_branches: int = 0, **kwargs
+    ):
         super().__init__(**kwargs)
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
         self.cfg = cfg
         self.precision = precision
-        arch = architecture.describe(dataclasses.asdict(cfg))
+        arch_config = dataclasses.asdict(cfg)
+        arch = architecture.describe(arch_config)
         self.architecture = arch
         # The transforms' policy: float32 variables, bfloat16 or float32 arithmetic.
         transform = keras.DTypePolicy(precision)
         self.encoder = OpNetwork(arch["analysis"], name="encoder", dtype=transform)
-        self.generator = OpNetwork(arch["synthesis"], name="generator", dtype=transform)
+        # Realism branches (the realism phase) are not part of the model's architecture
+        # description: they ship in a file of their own (gancomp.runtime.realism).
+        self.realism_branches = realism_branches
+        synthesis = (
+            architecture.realism_synthesis(arch_config, realism_branches)
+            if realism_branches
+            else arch["synthesis"]
+        )
+        self.generator = OpNetwork(synthesis, name="generator", dtype=transform)
         self.hyperprior = cfg.entropy_model == "hyperprior"
         if self.hyperprior:
             self.h_a = OpNetwork(arch["hyper_analysis"], name="h_a", dtype=transform)
@@ -466,11 +507,16 @@ class GANModel(keras.Model):
             for w in layer.trainable_weights
         ]
 
+    def realism_layers(self) -> list:
+        """The realism branches of the generator (empty without)."""
+        return [layer for layer in self.generator.sublayers if isinstance(layer, RealismResidual)]
+
     def build_all(self) -> None:
         s = self.cfg.total_stride
         x = tf.zeros([1, s * 2, s * 2, 3])
         lv = tf.zeros([1], tf.int32)
-        out = self(x, lv, training=False)
+        realism = tf.zeros([1]) if self.realism_branches else None
+        out = self(x, lv, training=False, realism=realism)
         self.discriminator(out["x_hat"], out["latent"])
 
     def gains(self, levels):
@@ -483,12 +529,20 @@ class GANModel(keras.Model):
         g, _ = self.gains(levels)
         return _float32(self.encoder(x)) * g
 
-    def call(self, x, levels, training=False):
+    def call(self, x, levels, training=False, realism=None):
         """Reconstruction and the likelihood of every coded element, per latent ("y", "z").
 
         Training uses noise for the rate terms and straight-through rounding for what the
-        generator and h_s see, so they get the values they get at test time.
+        generator and h_s see, so they get the values they get at test time. ``realism``
+        (B,) drives the generator's realism branches; None skips them (r = 0).
         """
+        out = self.coded_latent(x, levels, training)
+        out["x_hat"] = _float32(self.generator(out["latent"], realism=realism))
+        return out
+
+    def coded_latent(self, x, levels, training=False):
+        """What the generator gets (``latent``: the dequantized y times the inverse gain),
+        ``y_hat`` and the likelihoods: :meth:`call` without the generator."""
         y = self.scaled_latent(x, levels)
         if not self.hyperprior:
             noisy, y_hat = _quantize(y, training)
@@ -508,8 +562,7 @@ class GANModel(keras.Model):
             }
         _, ig = self.gains(levels)
         latent = y_hat * ig
-        x_hat = _float32(self.generator(latent))
-        return {"x_hat": x_hat, "likelihoods": likelihoods, "latent": latent, "y_hat": y_hat}
+        return {"likelihoods": likelihoods, "latent": latent, "y_hat": y_hat}
 
 
 def _float32(t):

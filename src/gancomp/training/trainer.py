@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from gancomp.errors import GancompError, InputError, Interrupted
+from gancomp.training import realism as realism_mod
 from gancomp.training._tf import tf as _import_tf
 
 DEFAULT_BETA = 0.01
@@ -70,6 +71,10 @@ class TrainSettings:
     )
     # Train only the hyperprior (h_a, h_s, the z density): E, G and the gains stay as loaded.
     freeze_transforms: bool = False
+    # Train only realism branches of --init-from's generator (gancomp.training.realism).
+    realism_phase: bool = False
+    realism_branches: int | None = None  # default 2 (at most num_down)
+    feature_matching: float = 1.0  # weight of the discriminator's feature matching
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -188,6 +193,8 @@ class Trainer:
             raise InputError("--init-from starts a new run: it cannot be combined with --resume")
         if s.resume and not self.ckpt_path.exists():
             raise InputError(f"--resume: no checkpoint at {self.ckpt_path}")
+        if s.realism_phase and not (s.init_from or s.resume):
+            raise InputError("--realism-phase trains on a trained model: give --init-from MODEL")
         if not s.resume and self.ckpt_path.exists():
             raise GancompError(
                 f"{self.ckpt_dir} holds a checkpoint: pass --resume to continue it, "
@@ -223,6 +230,7 @@ class Trainer:
                 "density_lr_factor",
                 "clipnorm",
                 "freeze_transforms",
+                *realism_mod.SETTINGS,
                 *overridable,
             ):
                 if k in saved and not (k in overridable and getattr(s, k) is not None):
@@ -258,6 +266,9 @@ class Trainer:
                 cfg_dict["levels"] = len(cfg_dict["lambdas"])
             self.cfg = ModelConfig.from_dict(cfg_dict)
             self._init_weights = src.weights
+            if s.realism_phase:
+                realism_mod.check_source(s, src)
+                self.realism_base = realism_mod.base_from_folder(src)
         else:
             kw = {
                 "category": s.category,
@@ -278,8 +289,12 @@ class Trainer:
             raise InputError(
                 f"--patch-size {patch} must be a multiple of the stride {self.cfg.total_stride}"
             )
+        if s.realism_phase:
+            s.realism_branches = realism_mod.branch_count(s, self.cfg)
+            if s.resume:
+                self.realism_base = realism_mod.load_base(self.ckpt_dir)
         if s.beta is None:
-            s.beta = DEFAULT_BETA
+            s.beta = realism_mod.REALISM_BETA if s.realism_phase else DEFAULT_BETA
         if s.batch_size is None:
             s.batch_size = 32
         if s.rd_steps is None:
@@ -293,7 +308,12 @@ class Trainer:
         import keras
 
         with self.strategy.scope():
-            self.model = GANModel(self.cfg, precision=s.precision, name="gancodec")
+            self.model = GANModel(
+                self.cfg,
+                precision=s.precision,
+                realism_branches=s.realism_branches if s.realism_phase else 0,
+                name="gancodec",
+            )
             self.model.build_all()
             # No loss scaling under mixed_bfloat16: bfloat16 has float32's exponent range,
             # so gradients do not underflow as they would in float16; the gradients and the
@@ -311,6 +331,8 @@ class Trainer:
                 else self.model.transform_weights()
             )
             self.p_vars = self.model.density.trainable_weights
+            if s.realism_phase:  # everything but the branches (and D) frozen
+                self.g_vars, self.p_vars = realism_mod.branch_weights(self.model), []
             self.d_vars = self.model.discriminator.trainable_weights
             self.opt_g.build(self.g_vars)
             self.opt_p.build(self.p_vars)
@@ -336,7 +358,8 @@ class Trainer:
         model = self.model
         with np.load(io.BytesIO(self._init_weights)) as z:
             stored = {k: z[k] for k in z.files}
-        targets = {v.path: v for v in inference_weights_vars(model)}
+        branches = {v.path for v in realism_mod.branch_weights(model)}  # new: start fresh
+        targets = {v.path: v for v in inference_weights_vars(model) if v.path not in branches}
         integer_layers = list(model.h_s_scale.sublayers) if model.hyperprior else []
         if model.hyperprior and "gancodec/h_a/conv0/kernel" not in stored:
             hyper = tuple(architecture_prefixes_of_hyperprior())
@@ -449,6 +472,8 @@ class Trainer:
 
         self._rd_step = make(False)
         self._gan_step = make(True)
+        if s.realism_phase:
+            self._rd_step = self._gan_step = realism_mod.build_step(self)
 
     def _optimizers(self):
         return (("og", self.opt_g), ("op", self.opt_p), ("od", self.opt_d))
@@ -484,10 +509,13 @@ class Trainer:
             "clipnorm",
             "precision",
             "freeze_transforms",
+            *realism_mod.SETTINGS,
         )
         (self.ckpt_dir / "train.json").write_text(
             json.dumps({k: getattr(self.s, k) for k in keep}, indent=2)
         )
+        if self.s.realism_phase:
+            realism_mod.save_base(self.ckpt_dir, self.realism_base)
         _atomic_savez(self.ckpt_path, self._state())
 
     def load_checkpoint(self) -> None:
@@ -555,7 +583,8 @@ class Trainer:
                         print(
                             f"step {self.step}/{s.steps} bpp {stats['bpp']:.4f} "
                             f"psnr {stats['psnr']:.2f} d {stats['d_loss']:.3f} "
-                            f"g {stats['g_adv']:.3f} ({rate:.2f} steps/s)",
+                            f"g {stats['g_adv']:.3f}{_realism_stats(stats)} "
+                            f"({rate:.2f} steps/s)",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -607,6 +636,8 @@ class Trainer:
         from gancomp.runtime.models import write_model_folder
 
         s = self.s
+        if s.realism_phase:
+            return realism_mod.export(self, elapsed, steps_run, stats)
         config_json, weights, tables = export_files(self.model)
         if not self.is_chief:
             # The chief writes the model; the fingerprint shows that this worker's is the same.
@@ -655,6 +686,15 @@ class Trainer:
                         _import_tf().summary.scalar(f"val/bpp_q{row['quality']}", row["bpp"])
         result["skipped"] = self.train_set.skipped
         return result
+
+
+def _realism_stats(stats: dict) -> str:
+    """The realism phase's log fields: feature matching and the discriminator's accuracy."""
+    if "d_acc_real" not in stats:
+        return ""
+    return (
+        f" fm {stats['fm']:.3f} d_acc real {stats['d_acc_real']:.2f} fake {stats['d_acc_fake']:.2f}"
+    )
 
 
 def _raise_interrupt(*_args) -> None:

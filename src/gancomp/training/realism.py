@@ -1,0 +1,253 @@
+"""The realism phase (``gancomp train --init-from MODEL --realism-phase``).
+
+It adds realism branches to a trained model's generator
+(:func:`gancomp.architecture.realism_synthesis`) and trains only them, with the
+discriminator; encoder, entropy model, gains and the fidelity generator stay frozen, so
+rates, bitstreams and the model's fingerprint do not change and r = 0 is the fidelity
+decoder exactly. Per example, r ~ U[0, 1] and
+
+    loss = lambda_l * MSE_255 + r * (beta * adversarial + feature_matching * FM)
+
+with the non-saturating adversarial loss of the latent-conditioned discriminator and
+FM the L1 distance between the discriminator's hidden activations on the original and
+on the reconstruction (pix2pixHD's feature matching: a perceptual term with no
+downloaded network). The discriminator learns from reconstructions at every r; its
+accuracy on originals and on reconstructions is logged (``d_acc_real``,
+``d_acc_fake``) to show whether it learns at all.
+
+The exported folder is the source model's ``config.json``, ``weights.npz`` and
+``tables.npz`` byte for byte (kept in ``<output>.ckpt/base`` for ``--resume``) plus the
+realism add-on (:mod:`gancomp.runtime.realism`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from gancomp.errors import InputError
+from gancomp.training._tf import tf as _import_tf
+
+#: The adversarial weight of the realism phase when --beta is not given: far above the
+#: first GAN phase's 0.01, which left the discriminator near chance.
+REALISM_BETA = 0.5
+DEFAULT_BRANCHES = 2
+DEFAULT_FEATURE_MATCHING = 1.0
+BASE_FOLDER = "base"  # in the checkpoint folder: the frozen model's files
+SETTINGS = ("realism_phase", "realism_branches", "feature_matching")  # kept on --resume
+
+
+def check_source(s, src) -> None:
+    """The realism phase keeps the source model exactly: no option may change it."""
+    from gancomp.runtime.realism import has_realism
+
+    changes = [
+        (s.entropy_model and s.entropy_model != src.config.get("entropy_model", "factorized"))
+        and "--entropy-model",
+        s.lambdas and "--lambdas",
+        s.freeze_transforms and "--freeze-transforms",
+    ]
+    changes = [c for c in changes if c]
+    if changes:
+        raise InputError(f"--realism-phase keeps the model as it is: drop {', '.join(changes)}")
+    if s.category != src.category:
+        raise InputError(
+            f"--realism-phase keeps the model as it is: its category is {src.category!r}, "
+            f"not {s.category!r}"
+        )
+    if has_realism(src):
+        print(
+            f"gancomp: note: {src.path} has realism branches already; this run trains new ones",
+            flush=True,
+        )
+
+
+def branch_count(s, cfg) -> int:
+    from gancomp import architecture
+
+    most = architecture.realism_branch_count_max({"num_down": cfg.num_down})
+    branches = s.realism_branches or min(DEFAULT_BRANCHES, most)
+    if not 1 <= branches <= most:
+        raise InputError(f"--realism-branches must be 1..{most} for this model, got {branches}")
+    return branches
+
+
+def base_from_folder(src) -> dict:
+    from gancomp.runtime.models import FILES
+
+    files = {name: (src.path / name).read_bytes() for name in FILES}
+    return {"files": files, "metadata": src.metadata, "fingerprint": src.fingerprint}
+
+
+def save_base(ckpt_dir: Path, base: dict) -> None:
+    """The frozen model's files beside the checkpoint, once: a resumed run exports them."""
+    folder = ckpt_dir / BASE_FOLDER
+    if folder.is_dir():
+        return
+    tmp = ckpt_dir / f".{BASE_FOLDER}.tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for name, data in base["files"].items():
+        (tmp / name).write_bytes(data)
+    (tmp / "metadata.json").write_text(json.dumps(base["metadata"], indent=2, sort_keys=True))
+    tmp.rename(folder)
+
+
+def load_base(ckpt_dir: Path) -> dict:
+    from gancomp.runtime.models import read_model_folder
+
+    folder = ckpt_dir / BASE_FOLDER
+    if not folder.is_dir():
+        raise InputError(f"--resume: the realism run's model is missing ({folder})")
+    src = read_model_folder(folder)
+    return base_from_folder(src)
+
+
+def branch_weights(model) -> list:
+    return [w for layer in model.realism_layers() for w in layer.trainable_weights]
+
+
+def build_step(trainer):
+    """The compiled realism step of a :class:`~gancomp.training.trainer.Trainer`."""
+    tf = _import_tf()
+    model, s = trainer.model, trainer.s
+    gb = s.batch_size
+    levels_n = trainer.cfg.levels
+    disc = model.discriminator
+
+    def mean(v):
+        return tf.nn.compute_average_loss(v, global_batch_size=gb)
+
+    def d_update(x, x_hat, cond):
+        with tf.GradientTape() as tape:
+            real = disc(x, cond)
+            fake = disc(x_hat, cond)
+            d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
+                tf.nn.softplus(fake), 1
+            )
+            loss = mean(d_loss)
+        grads = tape.gradient(loss, trainer.d_vars)
+        trainer.opt_d.apply_gradients(zip(grads, trainer.d_vars))
+        acc_real = tf.reduce_mean(tf.cast(real > 0, tf.float32), 1)
+        acc_fake = tf.reduce_mean(tf.cast(fake < 0, tf.float32), 1)
+        return d_loss, acc_real, acc_fake
+
+    def step_fn(x):
+        b = tf.shape(x)[0]
+        levels = tf.random.uniform([b], 0, levels_n, tf.int32)
+        r = tf.random.uniform([b])
+        # Frozen encoder and entropy model: the rounded latents the decoder gets.
+        coded = model.coded_latent(x, levels, training=False)
+        latent = tf.stop_gradient(coded["latent"])
+        px = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
+        bits = tf.add_n(
+            [
+                -tf.reduce_sum(tf.math.log(lik), axis=[1, 2, 3]) / math.log(2)
+                for lik in coded["likelihoods"].values()
+            ]
+        )
+        with tf.GradientTape() as tape:
+            x_hat = tf.cast(model.generator(latent, realism=r), tf.float32)
+            mse = tf.reduce_mean(tf.square((x_hat - x) * 255.0), axis=[1, 2, 3])
+            with tape.stop_recording():
+                d_loss, acc_real, acc_fake = d_update(x, tf.stop_gradient(x_hat), latent)
+                _, real_features = disc(x, latent, features=True)
+            fake, fake_features = disc(x_hat, latent, features=True)
+            g_adv = tf.reduce_mean(tf.nn.softplus(-fake), 1)
+            fm = tf.add_n(
+                [
+                    tf.reduce_mean(tf.abs(f - tf.stop_gradient(g)), axis=[1, 2, 3])
+                    for f, g in zip(fake_features, real_features)
+                ]
+            ) / len(fake_features)
+            lam = tf.gather(trainer.lambdas, levels)
+            per = lam * mse + r * (s.beta * g_adv + s.feature_matching * fm)
+            loss = mean(per)
+        grads = tape.gradient(loss, trainer.g_vars)
+        trainer.opt_g.apply_gradients(zip(grads, trainer.g_vars))
+        psnr = 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / math.log(10.0)
+        return {
+            "loss": loss,
+            "bpp": mean(bits / px),
+            "psnr": mean(psnr),
+            "d_loss": mean(d_loss),
+            "g_adv": mean(g_adv),
+            "fm": mean(fm),
+            "d_acc_real": mean(acc_real),
+            "d_acc_fake": mean(acc_fake),
+        }
+
+    replica_step = tf.function(step_fn, jit_compile=True) if s.jit else step_fn
+
+    @tf.function
+    def run(it):
+        x = next(it)
+        res = trainer.strategy.run(replica_step, args=(x,))
+        return {
+            k: trainer.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+            for k, v in res.items()
+        }
+
+    return run
+
+
+def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
+    """The source model's files as they were plus the realism add-on; with validation
+    images, the mean PSNR at r = 0, 0.5 and 1 for the two lowest qualities."""
+    import os
+    import platform
+    from dataclasses import asdict
+
+    from gancomp.runtime.models import update_metadata, write_model_files
+    from gancomp.runtime.realism import realism_files
+
+    s, model, base = trainer.s, trainer.model, trainer.realism_base
+    config = json.loads(base["files"]["config.json"])
+    weights = {w.path: np.asarray(w.numpy()) for w in branch_weights(model)}
+    add_on = realism_files(config, base["fingerprint"], model.realism_branches, weights)
+    meta = {
+        **base["metadata"],
+        "realism": {
+            "branches": model.realism_branches,
+            "training": {
+                **{k: v for k, v in asdict(s).items() if k not in ("extra", "progress")},
+                "patch_size": trainer.patch,
+                "train_images": len(trainer.train_set),
+                "seconds_this_run": round(elapsed, 1),
+                "steps_this_run": steps_run,
+                "final_train_stats": stats,
+                "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            },
+        },
+    }
+    files = {**base["files"], **add_on}
+    fp = write_model_files(trainer.out, files, meta, force=s.resume or trainer.out.exists())
+    result = {"output": str(trainer.out), "fingerprint": fp, "steps": trainer.step}
+    if trainer.val_set is not None:
+        table = realism_validation(trainer.out, trainer.val_set.images[: s.val_limit])
+        update_metadata(trainer.out, realism_validation=table)
+        result["realism_validation"] = table
+    result["skipped"] = trainer.train_set.skipped
+    return result
+
+
+def realism_validation(
+    folder: Path, images: list, qualities=(1, 2), realisms=(0.0, 0.5, 1.0)
+) -> list[dict]:
+    """Mean PSNR of the decoded images per quality and realism (NumPy runtime)."""
+    from gancomp.coding.container import unpack
+    from gancomp.evaluation.metrics import psnr
+    from gancomp.runtime.codec import Codec
+
+    codec = Codec.from_path(folder)
+    rgb = [np.ascontiguousarray(im[..., :3]) for im in images]
+    rows = []
+    for q in qualities:
+        parsed = [unpack(b) for b in codec.compress_arrays(rgb, q)]
+        for r in realisms:
+            decoded = codec.decode_payloads(parsed, realism=r)
+            values = [psnr(a, d.rgb) for a, d in zip(rgb, decoded)]
+            rows.append({"quality": q, "realism": r, "psnr": float(np.mean(values))})
+    return rows

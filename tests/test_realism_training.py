@@ -1,0 +1,147 @@
+"""The realism phase (`gancomp train --realism-phase`) and the Keras realism branches.
+
+Marked ``train`` (TensorFlow); the run of the trainer is also ``slow``.
+"""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gancomp.cli import main
+from gancomp.runtime.models import FILES, read_model_folder
+
+pytestmark = pytest.mark.train
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def images(tmp_path, data_dir):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for f in data_dir.glob("airplane_*.png"):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.mark.parametrize("entropy_model", ["factorized", "hyperprior"])
+def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model):
+    """The branches as Keras trains them and as the runtime runs them from the exported
+    files: the same function of the latent at r = 0, 0.5 and 1."""
+    import keras
+    import tensorflow as tf
+
+    from gancomp.runtime.codec import Codec
+    from gancomp.runtime.models import write_model_folder
+    from gancomp.runtime.realism import realism_files
+    from gancomp.training.model import GANModel, ModelConfig
+    from gancomp.training.trainer import export_files
+
+    keras.utils.set_random_seed(3)
+    cfg = ModelConfig(
+        category="airplane",
+        channels=8,
+        latent_channels=8,
+        num_down=3,
+        disc_channels=8,
+        entropy_model=entropy_model,
+        hyper_channels=8,
+    )
+    model = GANModel(cfg, realism_branches=3, name="gancodec")
+    model.build_all()
+    branch_vars = [w for layer in model.realism_layers() for w in layer.weights]
+    assert len(branch_vars) == 3 * 4
+    rng = np.random.default_rng(0)
+    for w in branch_vars:  # the last convolutions start at zero: give every weight a value
+        w.assign(rng.normal(0, 0.2, w.shape).astype(np.float32))
+
+    folder = tmp_path / "airplane"
+    config_json, weights, tables = export_files(model)
+    branch_names = {w.path for w in branch_vars}
+    assert branch_names <= set(weights)  # the generator's weights include the branches
+    base = {k: v for k, v in weights.items() if k not in branch_names}
+    fp = write_model_folder(folder, config_json, base, tables, {})
+    add_on = realism_files(json.loads(config_json), fp, 3, {k: weights[k] for k in branch_names})
+    for name, data in add_on.items():
+        (folder / name).write_bytes(data)
+
+    codec = Codec.from_path(folder)
+    latent = rng.normal(0, 2, (2, 3, 5, 8)).astype(np.float32)
+    for r in (0.0, 0.5, 1.0):
+        keras_out = model.generator(tf.constant(latent), realism=tf.fill([2], r)).numpy()
+        numpy_out = codec._realism_synthesis()(latent, r)
+        np.testing.assert_allclose(numpy_out, keras_out, atol=2e-4, rtol=1e-4)
+    # r = 0 in Keras (branches scaled by 0) is the generator without branches (skipped).
+    codec._build()
+    np.testing.assert_allclose(
+        codec._net.synthesis(latent), model.generator(tf.constant(latent)).numpy(), atol=1e-4
+    )
+    at_half = codec._realism_synthesis()(latent, 0.5)
+    assert np.abs(at_half - codec._net.synthesis(latent)).max() > 1e-2
+
+
+def test_realism_phase_needs_a_trained_model_and_keeps_it(tmp_path, images, models_dir):
+    out = tmp_path / "models" / "airplane"
+    r = _cli("train", "-c", "airplane", "--data", images, "--realism-phase", "-o", out)
+    assert r.exit_code == 1
+    assert "--realism-phase trains on a trained model: give --init-from" in r.output
+    src = models_dir / "airplane"
+    common = ["train", "--data", images, "--init-from", src, "--realism-phase", "-o", out]
+    r = _cli(*common, "-c", "airplane", "--lambdas", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8")
+    assert r.exit_code == 1 and "drop --lambdas" in r.output
+    r = _cli(*common, "-c", "ship")
+    assert r.exit_code == 1 and "its category is 'airplane'" in r.output
+    r = _cli(*common, "-c", "airplane", "--realism-branches", "4")
+    assert r.exit_code == 1 and "--realism-branches must be 1..3" in r.output
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models_dir):
+    import gancomp
+
+    src = models_dir / "hp-airplane"
+    out = tmp_path / "models" / "hp-airplane"
+    args = ["train", "-c", "hp-airplane", "--data", images, "--val-data", images, "-o", out]
+    args += ["--batch-size", "4", "--checkpoint-every", "2"]
+    r = _cli(*args, "--init-from", src, "--realism-phase", "--steps", "3")
+    assert r.exit_code == 0, r.output
+    # The discriminator's accuracy is logged with the losses.
+    line = re.search(r"^step 3/3 .* fm [\d.]+ d_acc real ([\d.]+) fake ([\d.]+)", r.output, re.M)
+    assert line, r.output
+    assert "quality  realism    PSNR" in r.output
+
+    # The model is the source's, byte for byte: same fingerprint, same files decode.
+    for name in FILES:
+        assert (out / name).read_bytes() == (src / name).read_bytes()
+    assert read_model_folder(out).fingerprint == read_model_folder(src).fingerprint
+    with np.load(out / "realism.npz") as z:
+        weights = {k: z[k] for k in z.files}
+    assert sorted({k.split("/")[2] for k in weights}) == ["realism0", "realism1"]
+    # The zero-initialised last convolutions moved: the branches were trained.
+    assert np.abs(weights["gancodec/generator/realism0/c2/kernel"]).max() > 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["realism"]["training"]["beta"] == 0.5
+    assert len(meta["realism_validation"]) == 6
+
+    data = gancomp.compress(images / "airplane_0.png", "hp-airplane", 2, models_dir=src.parent)
+    assert gancomp.compress(images / "airplane_0.png", "hp-airplane", 2, models_dir=out.parent) == (
+        data
+    )
+    plain = gancomp.decompress(data, src.parent)
+    assert np.array_equal(gancomp.decompress(data, out.parent), plain)
+    assert gancomp.decompress(data, out.parent, realism=1.0).shape == plain.shape
+
+    # --resume continues the realism phase (kept in train.json) and exports the same model.
+    r = _cli(*args, "--steps", "4", "--resume")
+    assert r.exit_code == 0, r.output
+    assert "4 steps" in r.output
+    assert read_model_folder(out).fingerprint == read_model_folder(src).fingerprint
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["realism"]["training"]["realism_phase"] is True
