@@ -23,9 +23,14 @@ import gancomp
 
 PACKAGE_DIR = Path(gancomp.__file__).resolve().parent
 FORBIDDEN = ("tensorflow", "keras", "gancomp.training")
-# Not runtime: training itself, the `train` command, and the refining efforts' bridge
-# (compress --effort fast/max), which import it on demand.
-NOT_RUNTIME = ("gancomp.training", "gancomp.commands.train", "gancomp.refine")
+# Not runtime: training itself, the `train` command, the refining efforts' bridge
+# (compress --effort fast/max) and the realism measures' critic, which import it on demand.
+NOT_RUNTIME = (
+    "gancomp.training",
+    "gancomp.commands.train",
+    "gancomp.refine",
+    "gancomp.evaluation.realism",
+)
 # Rooms that must be among the checked modules (so the walk cannot silently find nothing).
 RUNTIME_ROOMS = (
     "gancomp",
