@@ -37,6 +37,14 @@ description and weights live in their own files of the model folder
 (:mod:`gancomp.runtime.realism`), outside the fingerprint, so files written before the
 branches were trained keep decoding. A runtime that does not know the op never reads
 those files (and would refuse the op through KNOWN_OPS if it did): no version bump.
+
+The z gain of a hyperprior is a weight, not an op, and needs no version bump either:
+``gancodec/log_z_gain`` (levels, z channels) scales h_a's output before rounding,
+z = h_a(y) * exp(log_z_gain[level]), on the encoder side only (h_s reads the integer
+z_hat as it is, so the decoder does not change). A hyperprior folder without it (every
+one exported before it existed) codes with gain 1, the same bytes as before; a runtime
+that predates it refuses a folder holding it with its one-line unknown-weight error,
+since it would code z without the gain.
 """
 
 from __future__ import annotations
@@ -221,8 +229,11 @@ PREFIXES = {
     "hyper_synthesis_mean": "gancodec/h_s_mean",
     "hyper_synthesis_scale": "gancodec/h_s_scale",
 }
+#: A hyperprior's per-level gain on z, encoder side only (see the module docstring):
+#: optional, and a factorized model has none (the codec refuses it there).
+Z_GAIN_WEIGHT = "gancodec/log_z_gain"
 #: Per-level gain vectors (Cui et al. 2021) applied around the transforms.
-GAIN_WEIGHTS = ("gancodec/log_gain", "gancodec/log_inv_gain")
+GAIN_WEIGHTS = ("gancodec/log_gain", "gancodec/log_inv_gain", Z_GAIN_WEIGHT)
 
 
 def describe(config: dict) -> dict:

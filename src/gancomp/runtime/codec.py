@@ -162,7 +162,25 @@ class Codec:
             ) from None
         if gain.shape != (self.levels, net.latent_channels) or inv_gain.shape != gain.shape:
             raise GancompError(f"model folder {self.folder.path}: gains do not match its config")
+        self._z_gain = self._z_gain_of(weights, net)
         self._gain, self._inv_gain, self._net = gain, inv_gain, net
+
+    def _z_gain_of(self, weights: dict[str, np.ndarray], net) -> np.ndarray | None:
+        """The hyperprior's per-level z gain (levels, z channels), encoder side only; None
+        (gain 1) when the folder has none, as every folder exported before it existed."""
+        from gancomp.architecture import Z_GAIN_WEIGHT
+
+        if Z_GAIN_WEIGHT not in weights:
+            return None
+        if not self.hyperprior:
+            raise GancompError(
+                f"model folder {self.folder.path}: unknown weight {Z_GAIN_WEIGHT} "
+                "(a factorized model has no z)"
+            )
+        z_gain = np.exp(np.asarray(weights[Z_GAIN_WEIGHT], np.float32)).astype(np.float32)
+        if z_gain.shape != (self.levels, net.hyper_analysis.out_channels):
+            raise GancompError(f"model folder {self.folder.path}: z gain does not match its config")
+        return z_gain
 
     def level_of(self, quality: int) -> int:
         """The 0-based level of a 1-based quality: the one place the two meet."""
@@ -349,26 +367,37 @@ class Codec:
                         out[i] = r[:h, :w]
         return out  # type: ignore[return-value]
 
+    def hyper_latents(self, ys: Sequence[np.ndarray], level: int) -> list[np.ndarray]:
+        """z = h_a(y) times the 0-based level's z gain (when the model has one), float32
+        (hz, wz, Mz) for scaled latents y: what the encoder rounds and codes as z."""
+        self._build()
+        if not self.hyperprior:
+            raise InputError("a factorized model has no hyper-latent z")
+        f = 2**self._net.hyper_down
+        zs = tiling.apply_network(
+            [_pad(y, f) for y in ys],
+            self._net.hyper_analysis,
+            scale=(1, f),
+            tile=0,
+            margin=0,
+            tiled=False,
+            chunk_pixels=HYPER_CHUNK_PIXELS,
+        )
+        if self._z_gain is None:
+            return zs
+        return [z * self._z_gain[level] for z in zs]
+
     def _hyper_encode(
         self,
         ys: Sequence[np.ndarray],
         level: int,
         z_syms: Sequence[np.ndarray] | None = None,
     ) -> list[bytes]:
-        """Payloads of scaled latents y; z = round(h_a(y)) unless ``z_syms`` gives it."""
+        """Payloads of scaled latents y; z = round(:meth:`hyper_latents`) unless ``z_syms``
+        gives it."""
         self._build()
-        f = 2**self._net.hyper_down
         if z_syms is None:
-            padded = [_pad(y, f) for y in ys]
-            z_syms = tiling.apply_network(
-                padded,
-                lambda b: np.round(self._net.hyper_analysis(b)).astype(np.int32),
-                scale=(1, f),
-                tile=0,
-                margin=0,
-                tiled=False,
-                chunk_pixels=HYPER_CHUNK_PIXELS,
-            )
+            z_syms = [np.round(z).astype(np.int32) for z in self.hyper_latents(ys, level)]
         shapes = [y.shape[:2] for y in ys]
         means = self._hyper_means(z_syms, shapes)
         indexes = self._scale_indexes(z_syms, shapes)
@@ -465,7 +494,8 @@ class Codec:
         :mod:`gancomp.refine`), float (h, w, M) on the latent grid of each size. The file
         codes round(y) (factorized), or with a hyperprior round(z) and round(y - mean), the
         mean and the scale indexes computed from round(z) exactly as the decoder does;
-        ``zs`` (float or int, on z's grid) is the hyper-latent, h_a(y) when not given. With
+        ``zs`` (float or int, on z's grid) is the hyper-latent, h_a(y) times the level's z
+        gain (:meth:`hyper_latents`) when not given. With
         ``ys = scaled_latents(images)`` and no ``zs`` the bytes are those of
         :meth:`compress_arrays`.
         """
