@@ -8,9 +8,13 @@ A model folder is self-describing::
     metadata.json  training settings, validation results, fingerprint
     realism.json, realism.npz   optional: realism branches of the generator
                                 (:mod:`gancomp.runtime.realism`), not fingerprinted
+    density.npz    optional: the trainable densities (float32, by variable path) that
+                   ``gancomp train --init-from`` starts from; not fingerprinted, and
+                   never read by the runtime (compress and decompress do not need it)
 
 The fingerprint (4 bytes, hex) is a hash of the first three files' contents;
-every ``.gcz`` file carries the fingerprint of the model that wrote it.
+every ``.gcz`` file carries the fingerprint of the model that wrote it. Files other
+than these are ignored.
 
 Where models are found (:func:`model_search_path`): the user's folder
 (``--models-dir``, else ``$GANCOMP_MODELS``) first, then the models shipped with

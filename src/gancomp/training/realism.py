@@ -16,8 +16,9 @@ accuracy on originals and on reconstructions is logged (``d_acc_real``,
 ``d_acc_fake``) to show whether it learns at all.
 
 The exported folder is the source model's ``config.json``, ``weights.npz`` and
-``tables.npz`` byte for byte (kept in ``<output>.ckpt/base`` for ``--resume``) plus the
-realism add-on (:mod:`gancomp.runtime.realism`).
+``tables.npz`` (and ``density.npz`` when it has one) byte for byte (kept in
+``<output>.ckpt/base`` for ``--resume``) plus the realism add-on
+(:mod:`gancomp.runtime.realism`).
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ def branch_count(s, cfg) -> int:
 
 def base_from_folder(src) -> dict:
     from gancomp.runtime.models import FILES
+    from gancomp.training.trainer import DENSITY_FILE
 
     files = {name: (src.path / name).read_bytes() for name in FILES}
+    if (src.path / DENSITY_FILE).is_file():  # kept, so a later --init-from has the densities
+        files[DENSITY_FILE] = (src.path / DENSITY_FILE).read_bytes()
     return {"files": files, "metadata": src.metadata, "fingerprint": src.fingerprint}
 
 
