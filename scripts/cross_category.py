@@ -11,6 +11,7 @@ at --level (default 4). All curves go to OUT/cross_category.json.
 Usage::
 
     python scripts/cross_category.py --models-dir runs/final --limit 20
+    python scripts/cross_category.py --categories airplane,automobile --out /tmp/cross
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import sys
 from typing import Any
 
 from _results_common import (
-    CATEGORIES,
+    CATEGORIES as ALL_CATEGORIES,
+)
+from _results_common import (
     add_common_options,
     data_folder,
     load_images,
@@ -34,16 +37,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_options(parser)
     parser.add_argument("--level", type=int, default=4, help="level of the PSNR/bpp columns")
+    parser.add_argument(
+        "--categories",
+        default=",".join(ALL_CATEGORIES),
+        help="comma-separated data sets and models (default: all three)",
+    )
     args = parser.parse_args()
+    categories = [c for c in args.categories.split(",") if c]
+    if unknown := sorted(set(categories) - set(ALL_CATEGORIES)):
+        parser.error(f"unknown categories: {', '.join(unknown)}")
 
     from gancomp.evaluation.bench import bd_rate_report, run_bench
 
     mdir = models_dir(args.models_dir)
-    data = {d: load_images(data_folder(args.data_root, d), args.limit) for d in CATEGORIES}
-    curves: dict[str, dict[str, list[dict[str, Any]]]] = {d: {} for d in CATEGORIES}
+    data = {d: load_images(data_folder(args.data_root, d), args.limit) for d in categories}
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = {d: {} for d in categories}
     model_info: dict[str, dict[str, str]] = {}
-    for m in CATEGORIES:  # model outer: each model is built once
-        for d in CATEGORIES:
+    for m in categories:  # model outer: each model is built once
+        for d in categories:
             print(f"{m} model on {d} ({len(data[d][1])} images)", file=sys.stderr)
             r = run_bench(m, data[d][1], codecs=(), models_dir=mdir)
             curves[d][m] = r["curves"]["gancomp"]
@@ -53,10 +64,10 @@ def main() -> None:
         return next(p for p in points if p["quality"] == args.level)
 
     cells: dict[str, dict[str, dict[str, Any]]] = {}
-    for d in CATEGORIES:
+    for d in categories:
         own = curves[d][d]
         cells[d] = {}
-        for m in CATEGORIES:
+        for m in categories:
             pts, p = curves[d][m], at_level(curves[d][m])
             if m == d:
                 rep = {"bd_rate": 0.0, "reason": "own model (0 by definition)"}
@@ -77,14 +88,14 @@ def main() -> None:
         f"{args.level}; positive BD-rate = more bits than the own model\n"
     )
     rows = [
-        [f"{d} ({len(data[d][1])} img)"] + [cell(cells[d][m], m == d) for m in CATEGORIES]
-        for d in CATEGORIES
+        [f"{d} ({len(data[d][1])} img)"] + [cell(cells[d][m], m == d) for m in categories]
+        for d in categories
     ]
-    print(markdown_table(["data set \\ model"] + [f"{m} model" for m in CATEGORIES], rows))
+    print(markdown_table(["data set \\ model"] + [f"{m} model" for m in categories], rows))
     notes = [
         f"- {m} model on {d}: BD-rate n/a: {cells[d][m]['bd_rate_psnr']['reason']}"
-        for d in CATEGORIES
-        for m in CATEGORIES
+        for d in categories
+        for m in categories
         if m != d and cells[d][m]["bd_rate_psnr"]["bd_rate"] is None
     ]
     if notes:
@@ -96,7 +107,7 @@ def main() -> None:
             "models": model_info,
             "data": {
                 d: {"folder": str(data_folder(args.data_root, d)), "images": len(data[d][1])}
-                for d in CATEGORIES
+                for d in categories
             },
             "table": cells,
             "table_note": "rows = data set, columns = model; BD-rate on PSNR of the model "
