@@ -11,7 +11,9 @@ weights. The pieces follow the learned-compression literature:
   NeurIPS 2020).
 * Variable rate comes from per-level gain and inverse-gain vectors
   (Cui et al., "Asymmetric Gained Deep Image Compression with Continuous Rate
-  Adaptation", CVPR 2021): one network, eight rate-distortion points.
+  Adaptation", CVPR 2021): one network, eight rate-distortion points. A hyperprior
+  model also scales z by a per-level gain on the encoder side only (no inverse gain:
+  h_s reads the integer z_hat), so z's rate follows the level.
 * The entropy model is the non-parametric factorized density of
   Balle, Minnen, Singh, Hwang, Johnston, "Variational image compression with a
   scale hyperprior" (ICLR 2018, appendix 6.1), one density per level and
@@ -485,27 +487,40 @@ class GANModel(keras.Model):
             shape=(n, m),
             initializer=keras.initializers.Constant(-np.log(init)[:, None] * np.ones((1, m))),
         )
+        if self.hyperprior:
+            # Per-level gain on z (encoder side only): z = h_a(y) * gain, and h_s reads the
+            # integer z_hat as it is (its scale path is exact integer arithmetic, so nothing
+            # float may come before it). h_s sees the level through z_hat's scale. Starts at
+            # gain 1: a model without it codes as before.
+            self.log_z_gain = self.add_weight(
+                name="log_z_gain", shape=(n, cfg.hyper_channels), initializer="zeros"
+            )
 
     def build(self, input_shape=None):
         # Sub-layers build on first call; nothing shape-dependent lives here.
         self.built = True
 
     def transform_weights(self) -> list:
-        """Trained at the transforms' learning rate: E, G, gains and h_a / h_s."""
+        """Trained at the transforms' learning rate: E, G, gains and the hyperprior's
+        (:meth:`hyperprior_weights`)."""
         vs = self.encoder.trainable_weights + self.generator.trainable_weights
         vs += [self.log_gain, self.log_inv_gain]
         if self.hyperprior:
-            for layer in (self.h_a, self.h_s_mean, self.h_s_scale):
-                vs += layer.trainable_weights
+            vs += self.hyperprior_weights()
         return vs
 
     def hyperprior_weights(self) -> list:
-        """h_a and h_s: what ``--freeze-transforms`` trains (with the z density)."""
+        """h_a, h_s and the z gain: what ``--freeze-transforms`` trains (with the z density)."""
         return [
             w
             for layer in (self.h_a, self.h_s_mean, self.h_s_scale)
             for w in layer.trainable_weights
-        ]
+        ] + [self.log_z_gain]
+
+    def z_gain_weights(self) -> list:
+        """The z gain (a hyperprior's, else none): shipped in weights.npz, but optional there
+        (folders exported before it existed code with gain 1)."""
+        return [self.log_z_gain] if self.hyperprior else []
 
     def realism_layers(self) -> list:
         """The realism branches of the generator (empty without)."""
@@ -529,6 +544,11 @@ class GANModel(keras.Model):
         g, _ = self.gains(levels)
         return _float32(self.encoder(x)) * g
 
+    def hyper_latent(self, y, levels):
+        """h_a of the scaled latent y times the level's z gain: what is rounded and coded as z."""
+        g = tf.exp(tf.gather(self.log_z_gain, levels))[:, None, None, :]
+        return _float32(self.h_a(y)) * g
+
     def call(self, x, levels, training=False, realism=None):
         """Reconstruction and the likelihood of every coded element, per latent ("y", "z").
 
@@ -550,7 +570,7 @@ class GANModel(keras.Model):
         else:
             from gancomp.training.hyperprior import gaussian_likelihood, scale_of_index
 
-            z_noisy, z_hat = _quantize(_float32(self.h_a(y)), training)
+            z_noisy, z_hat = _quantize(self.hyper_latent(y, levels), training)
             mean, index = _float32(self.h_s_mean(z_hat)), self.h_s_scale(z_hat)
             h, w = tf.shape(y)[1], tf.shape(y)[2]
             mean, index = mean[:, :h, :w], index[:, :h, :w]

@@ -388,6 +388,8 @@ class Trainer:
             stored = {k: z[k] for k in z.files}
         branches = {v.path for v in realism_mod.branch_weights(model)}  # new: start fresh
         targets = {v.path: v for v in inference_weights_vars(model) if v.path not in branches}
+        # The z gain when the source has one; else it starts at gain 1, as such folders code.
+        targets.update({v.path: v for v in model.z_gain_weights() if v.path in stored})
         integer_layers = list(model.h_s_scale.sublayers) if model.hyperprior else []
         if model.hyperprior and "gancodec/h_a/conv0/kernel" not in stored:
             hyper = tuple(architecture_prefixes_of_hyperprior())
@@ -618,10 +620,16 @@ class Trainer:
 
     def load_checkpoint(self) -> None:
         with np.load(self.ckpt_path) as z:
+            # A checkpoint written before the z gain existed has neither it (it stays at
+            # gain 1) nor its optimizer slots (named after its path).
+            new = [v.path for v in self.model.z_gain_weights() if f"m/{v.path}" not in z]
+            slots = tuple(path.replace("/", "_") + "_" for path in new)
             for v in self.model.weights:
-                v.assign(z[f"m/{v.path}"])
+                if v.path not in new:
+                    v.assign(z[f"m/{v.path}"])
             for name, opt in self._optimizers():
-                for i, v in enumerate(opt.variables):
+                kept = [v for v in opt.variables if not v.name.startswith(slots)]
+                for i, v in enumerate(kept):
                     v.assign(z[f"{name}/{i}"])
             self.step = int(z["step"])
 
@@ -821,7 +829,8 @@ def architecture_prefixes_of_hyperprior() -> list[str]:
 def inference_weights_vars(model) -> list:
     """The float variables a model folder ships: E, G, the gain vectors and, with a
     hyperprior, h_a and h_s's mean branch (not D, not the densities; h_s's scale branch
-    ships as integers, see :func:`inference_weights`)."""
+    ships as integers, and a hyperprior's z gain, which a folder may lack: both are added
+    by :func:`inference_weights`)."""
     vs = model.encoder.weights + model.generator.weights + [model.log_gain, model.log_inv_gain]
     if model.hyperprior:
         vs += model.h_a.weights + model.h_s_mean.weights
@@ -829,7 +838,8 @@ def inference_weights_vars(model) -> list:
 
 
 def inference_weights(model) -> dict[str, np.ndarray]:
-    weights = {v.path: np.asarray(v.numpy()) for v in inference_weights_vars(model)}
+    shipped = inference_weights_vars(model) + model.z_gain_weights()
+    weights = {v.path: np.asarray(v.numpy()) for v in shipped}
     if model.hyperprior:
         from gancomp.training.hyperprior import integer_layer_arrays
 
