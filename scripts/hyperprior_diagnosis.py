@@ -23,22 +23,22 @@ import numpy as np
 
 from gancomp.coding import hyperprior_spec as spec
 from gancomp.evaluation.bench import list_images, load_rgb
-from gancomp.runtime.codec import Codec, _pad
+from gancomp.runtime.codec import Codec
 
 
 def level_rows(codec: Codec, images: list[np.ndarray]) -> list[dict]:
     rows = []
     codec._build()
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
-    f = 2**codec._net.hyper_down
     for quality in range(1, codec.levels + 1):
         level = codec.level_of(quality)
         ys = codec.scaled_latents(images, quality)
         z_bits = y_bits = 0.0
         hist = np.zeros(spec.SCALE_COUNT, np.int64)
         abs_sum = 0.0
-        for y in ys:
-            z = np.round(codec._net.hyper_analysis(_pad(y, f)[None])[0]).astype(np.int32)
+        zs = codec.hyper_latents(ys, level)  # with the level's z gain, as compress codes it
+        for y, z_float in zip(ys, zs):
+            z = np.round(z_float).astype(np.int32)
             mean = codec._hyper_means([z], [y.shape[:2]])[0]
             index = codec._scale_indexes([z], [y.shape[:2]])[0]
             residual = np.round(y - mean).astype(np.int32)
