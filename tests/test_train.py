@@ -23,7 +23,7 @@ from gancomp.errors import InputError, Interrupted
 from gancomp.training.data import load_folder
 from helpers import run_cli, run_cli_without_tensorflow
 
-TINY = ["--channels", "8", "--latent-channels", "8", "--batch-size", "4"]
+TINY = ["--channels", "8", "--latent-channels", "8", "--batch-size", "4", "--patch-size", "16"]
 
 
 def _cli(*args):
@@ -67,8 +67,10 @@ def test_train_resume_export_and_compress(tmp_path, data_dir):
     # Resume continues from step 6 with the optimizer state and step counter restored.
     ckpt = np.load(str(out) + ".ckpt/checkpoint.npz")
     assert int(ckpt["step"]) == 6
-    # Without --batch-size the run keeps its own (4), and --lambdas re-targets the levels.
-    no_batch = [a for a in args if a not in ("--batch-size", "4")]
+    # Without --batch-size and --patch-size the run keeps its own (4 and 16; before, a
+    # resumed run silently went back to the default patch), and --lambdas re-targets the
+    # levels.
+    no_batch = [a for a in args if a not in ("--batch-size", "4", "--patch-size", "16")]
     new_lambdas = ",".join(str(0.001 * 2**i) for i in range(8))
     r = _cli(*no_batch, "--steps", "7", "--resume", "--lambdas", "0.1,0.2")
     assert r.exit_code == 1 and "2 values but the checkpoint has 8 levels" in r.output
@@ -77,6 +79,7 @@ def test_train_resume_export_and_compress(tmp_path, data_dir):
     assert "8 steps" in r.output
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["batch_size"] == 4
+    assert meta["training"]["patch_size"] == 16
     assert meta["training"]["lambdas"] == pytest.approx([0.001 * 2**i for i in range(8)])
     assert json.loads((out / "config.json").read_text())["lambdas"] == meta["training"]["lambdas"]
     ckpt2 = np.load(str(out) + ".ckpt/checkpoint.npz")

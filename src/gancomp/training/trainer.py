@@ -257,6 +257,10 @@ class Trainer:
                     setattr(s, k, saved[k])
             # A checkpoint written before the warm-up existed had none.
             s.density_warmup_steps = saved.get("density_warmup_steps", 0)
+            # Without --patch-size the run keeps its own patch (checkpoints written before
+            # it was saved fall back to the default).
+            if s.patch_size is None and saved.get("patch_size"):
+                patch = self.patch = int(saved["patch_size"])
             if s.lambdas:
                 # Re-targeting the levels of a trained model: the per-level gains adapt,
                 # so fine-tuning with new distortion weights is much cheaper than a retrain.
@@ -611,9 +615,9 @@ class Trainer:
             "density_warmup_steps",
             *realism_mod.SETTINGS,
         )
-        (self.ckpt_dir / "train.json").write_text(
-            json.dumps({k: getattr(self.s, k) for k in keep}, indent=2)
-        )
+        settings = {k: getattr(self.s, k) for k in keep}
+        settings["patch_size"] = self.patch  # the one used, also when it was the default
+        (self.ckpt_dir / "train.json").write_text(json.dumps(settings, indent=2))
         if self.s.realism_phase:
             realism_mod.save_base(self.ckpt_dir, self.realism_base)
         _atomic_savez(self.ckpt_path, self._state())
