@@ -110,10 +110,12 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
     out = tmp_path / "models" / "hp-airplane"
     args = ["train", "-c", "hp-airplane", "--data", images, "--val-data", images, "-o", out]
     args += ["--batch-size", "4", "--checkpoint-every", "2"]
-    r = _cli(*args, "--init-from", src, "--realism-phase", "--steps", "3")
+    r = _cli(*args, "--init-from", src, "--realism-phase", "--steps", "3", "--texture", "0.1")
     assert r.exit_code == 0, r.output
-    # The discriminator's accuracy is logged with the losses.
-    line = re.search(r"^step 3/3 .* fm [\d.]+ d_acc real ([\d.]+) fake ([\d.]+)", r.output, re.M)
+    # The discriminator's accuracy is logged with the losses; no rate (none is trained).
+    line = re.search(
+        r"^step 3/3 psnr .* fm [\d.]+ tex [\d.]+ d_acc real ([\d.]+) fake ([\d.]+)", r.output, re.M
+    )
     assert line, r.output
     assert "quality  realism    PSNR" in r.output
 
@@ -128,6 +130,8 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
     assert np.abs(weights["gancodec/generator/realism0/c2/kernel"]).max() > 0
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["realism"]["training"]["beta"] == 0.5
+    assert meta["realism"]["training"]["disc_lr"] == 4e-4
+    assert meta["realism"]["training"]["texture"] == 0.1
     assert len(meta["realism_validation"]) == 6
 
     data = gancomp.compress(images / "airplane_0.png", "hp-airplane", 2, models_dir=src.parent)
@@ -145,3 +149,22 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
     assert read_model_folder(out).fingerprint == read_model_folder(src).fingerprint
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["realism"]["training"]["realism_phase"] is True
+
+
+def test_texture_distance_sees_lost_detail_not_its_place():
+    """0 for the image itself; a blurred copy is far; the same detail shifted is near."""
+    import tensorflow as tf
+
+    from gancomp.training.realism import texture_distance
+
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 32, 32, 3)).astype(np.float32)
+    blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
+    shifted = np.roll(x, 1, axis=2)
+    same = float(texture_distance(x, x)[0])
+    far = float(texture_distance(x, blurred)[0])
+    near = float(texture_distance(x, shifted)[0])
+    assert same < 0.01
+    assert far > 20 * max(near, 0.05), (far, near)
+    # But an MSE view of the shifted copy is as bad as of the blurred one (or worse).
+    assert np.mean((shifted - x) ** 2) > np.mean((blurred.numpy() - x) ** 2)

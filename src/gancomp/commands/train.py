@@ -133,9 +133,10 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "--realism-phase",
     is_flag=True,
     help="With --init-from: add realism branches to the model's generator and train only "
-    "them and the discriminator (distortion + r x (adversarial + feature matching), r drawn "
-    "per example in [0, 1]); encoder, entropy model, gains and generator stay frozen, so the "
-    "model writes and reads the same files and decompress --realism R chooses per decode.",
+    "them and the discriminator (distortion + r x (adversarial + feature matching + "
+    "texture), r drawn per example in [0, 1]); encoder, entropy model, gains and generator "
+    "stay frozen, so the model writes and reads the same files and decompress --realism R "
+    "chooses per decode.",
 )
 @click.option(
     "--realism-branches",
@@ -150,6 +151,21 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     show_default=True,
     help="Realism phase: weight of the discriminator feature matching term (the "
     "adversarial weight is --beta, default 0.5 in this phase).",
+)
+@click.option(
+    "--texture",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Realism phase: weight of the texture term, the L1 distance between the local "
+    "energy of the high frequencies of the original and of the reconstruction (detail as "
+    "strong as the original's, wherever it sits).",
+)
+@click.option(
+    "--disc-lr",
+    type=click.FloatRange(0, min_open=True),
+    help="Learning rate of the discriminator (default 1e-4; 4e-4 in the realism phase; "
+    "with --resume, the run's own).",
 )
 @click.option(
     "--checkpoint-every",

@@ -6,12 +6,15 @@ discriminator; encoder, entropy model, gains and the fidelity generator stay fro
 rates, bitstreams and the model's fingerprint do not change and r = 0 is the fidelity
 decoder exactly. Per example, r ~ U[0, 1] and
 
-    loss = lambda_l * MSE_255 + r * (beta * adversarial + feature_matching * FM)
+    loss = lambda_l * MSE_255 + r * (beta * adversarial + feature_matching * FM
+                                     + texture * TEX)
 
 with the non-saturating adversarial loss of the latent-conditioned discriminator and
 FM the L1 distance between the discriminator's hidden activations on the original and
 on the reconstruction (pix2pixHD's feature matching: a perceptual term with no
-downloaded network). The discriminator learns from reconstructions at every r; its
+downloaded network). TEX (:func:`texture_distance`) compares the local energy of the
+high frequencies of the two images, not their phase: it asks the generator for detail
+as strong as the original's where MSE alone asks for the blurred average. The discriminator learns from reconstructions at every r; its
 accuracy on originals and on reconstructions is logged (``d_acc_real``,
 ``d_acc_fake``) to show whether it learns at all.
 
@@ -37,8 +40,12 @@ from gancomp.training._tf import tf as _import_tf
 REALISM_BETA = 0.5
 DEFAULT_BRANCHES = 2
 DEFAULT_FEATURE_MATCHING = 1.0
+DEFAULT_TEXTURE = 0.0
+#: The discriminator's learning rate in this phase when --disc-lr is not given.
+REALISM_DISC_LR = 4e-4
+TEXTURE_WINDOW = 8  # pixels: the local windows of texture_distance
 BASE_FOLDER = "base"  # in the checkpoint folder: the frozen model's files
-SETTINGS = ("realism_phase", "realism_branches", "feature_matching")  # kept on --resume
+SETTINGS = ("realism_phase", "realism_branches", "feature_matching", "texture")  # kept on --resume
 
 
 def check_source(s, src) -> None:
@@ -113,6 +120,23 @@ def branch_weights(model) -> list:
     return [w for layer in model.realism_layers() for w in layer.trainable_weights]
 
 
+def texture_distance(x, x_hat, window: int = TEXTURE_WINDOW):
+    """Per example: mean L1 distance (0-255 units) between the local RMS of the high
+    frequencies of ``x`` and ``x_hat`` (NHWC, 0-1), over windows of ``window`` pixels.
+
+    High frequencies are the image minus its 3x3 box blur; their RMS per window and
+    channel is a texture energy that ignores where exactly the detail sits.
+    """
+    tf = _import_tf()
+
+    def energy(im):
+        high = im - tf.nn.avg_pool2d(im, 3, 1, "SAME")
+        power = tf.nn.avg_pool2d(tf.square(high * 255.0), window, window, "SAME")
+        return tf.sqrt(power + 1e-4)
+
+    return tf.reduce_mean(tf.abs(energy(x_hat) - tf.stop_gradient(energy(x))), axis=[1, 2, 3])
+
+
 def build_step(trainer):
     """The compiled realism step of a :class:`~gancomp.training.trainer.Trainer`."""
     tf = _import_tf()
@@ -142,16 +166,11 @@ def build_step(trainer):
         b = tf.shape(x)[0]
         levels = tf.random.uniform([b], 0, levels_n, tf.int32)
         r = tf.random.uniform([b])
-        # Frozen encoder and entropy model: the rounded latents the decoder gets.
+        # Frozen encoder and entropy model: the rounded latents the decoder gets. No rate
+        # is logged: the phase trains no density, and a source without density.npz has
+        # none to compute it with.
         coded = model.coded_latent(x, levels, training=False)
         latent = tf.stop_gradient(coded["latent"])
-        px = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
-        bits = tf.add_n(
-            [
-                -tf.reduce_sum(tf.math.log(lik), axis=[1, 2, 3]) / math.log(2)
-                for lik in coded["likelihoods"].values()
-            ]
-        )
         with tf.GradientTape() as tape:
             x_hat = tf.cast(model.generator(latent, realism=r), tf.float32)
             mse = tf.reduce_mean(tf.square((x_hat - x) * 255.0), axis=[1, 2, 3])
@@ -166,19 +185,20 @@ def build_step(trainer):
                     for f, g in zip(fake_features, real_features)
                 ]
             ) / len(fake_features)
+            tex = texture_distance(x, x_hat)
             lam = tf.gather(trainer.lambdas, levels)
-            per = lam * mse + r * (s.beta * g_adv + s.feature_matching * fm)
+            per = lam * mse + r * (s.beta * g_adv + s.feature_matching * fm + s.texture * tex)
             loss = mean(per)
         grads = tape.gradient(loss, trainer.g_vars)
         trainer.opt_g.apply_gradients(zip(grads, trainer.g_vars))
         psnr = 10.0 * tf.math.log(255.0**2 / tf.maximum(mse, 1e-10)) / math.log(10.0)
         return {
             "loss": loss,
-            "bpp": mean(bits / px),
             "psnr": mean(psnr),
             "d_loss": mean(d_loss),
             "g_adv": mean(g_adv),
             "fm": mean(fm),
+            "tex": mean(tex),
             "d_acc_real": mean(acc_real),
             "d_acc_fake": mean(acc_fake),
         }

@@ -39,6 +39,7 @@ from gancomp.training import realism as realism_mod
 from gancomp.training._tf import tf as _import_tf
 
 DEFAULT_BETA = 0.01
+DEFAULT_DISC_LR = 1e-4
 #: The trainable densities of a model folder (outside the fingerprint, unused by the
 #: runtime): ``--init-from`` starts its densities from them.
 DENSITY_FILE = "density.npz"
@@ -71,7 +72,7 @@ class TrainSettings:
     lr: float = 5e-4
     density_lr_factor: float = 10.0
     clipnorm: float = 1.0
-    disc_lr: float = 1e-4
+    disc_lr: float | None = None  # default 1e-4; the realism phase: REALISM_DISC_LR
     channels: int | None = None
     latent_channels: int | None = None
     num_down: int | None = None
@@ -95,6 +96,7 @@ class TrainSettings:
     realism_phase: bool = False
     realism_branches: int | None = None  # default 2 (at most num_down)
     feature_matching: float = 1.0  # weight of the discriminator's feature matching
+    texture: float = 0.0  # weight of the realism phase's texture-energy term
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -322,6 +324,8 @@ class Trainer:
                 self.realism_base = realism_mod.load_base(self.ckpt_dir)
         if s.beta is None:
             s.beta = realism_mod.REALISM_BETA if s.realism_phase else DEFAULT_BETA
+        if s.disc_lr is None:
+            s.disc_lr = realism_mod.REALISM_DISC_LR if s.realism_phase else DEFAULT_DISC_LR
         if s.batch_size is None:
             s.batch_size = 32
         if s.rd_steps is None:
@@ -689,7 +693,7 @@ class Trainer:
                             f"checkpoint is kept in {self.ckpt_dir} (--resume to retry)"
                         )
                     bar.set_postfix(
-                        bpp=f"{stats['bpp']:.3f}",
+                        **({"bpp": f"{stats['bpp']:.3f}"} if "bpp" in stats else {}),
                         psnr=f"{stats['psnr']:.2f}",
                         d=f"{stats['d_loss']:.3f}",
                         g=f"{stats['g_adv']:.3f}",
@@ -697,8 +701,9 @@ class Trainer:
                     if not s.progress:
                         # A log file gets a plain line now and then instead of a bar.
                         rate = (self.step - start_step) / max(time.time() - t0, 1e-9)
+                        bpp = f" bpp {stats['bpp']:.4f}" if "bpp" in stats else ""
                         print(
-                            f"step {self.step}/{s.steps} bpp {stats['bpp']:.4f} "
+                            f"step {self.step}/{s.steps}{bpp} "
                             f"psnr {stats['psnr']:.2f} d {stats['d_loss']:.3f} "
                             f"g {stats['g_adv']:.3f}{_realism_stats(stats)} "
                             f"({rate:.2f} steps/s)",
@@ -812,7 +817,8 @@ def _realism_stats(stats: dict) -> str:
     if "d_acc_real" not in stats:
         return ""
     return (
-        f" fm {stats['fm']:.3f} d_acc real {stats['d_acc_real']:.2f} fake {stats['d_acc_fake']:.2f}"
+        f" fm {stats['fm']:.3f} tex {stats['tex']:.2f}"
+        f" d_acc real {stats['d_acc_real']:.2f} fake {stats['d_acc_fake']:.2f}"
     )
 
 
