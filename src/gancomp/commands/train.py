@@ -81,7 +81,8 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
 @click.option(
     "--patch-size",
     type=click.IntRange(8),
-    help="Random crop size (default: 32 for CIFAR-size images, else 128).",
+    help="Random crop size (default: 32 for CIFAR-size images, else 128; with --resume, the "
+    "run's own).",
 )
 @click.option(
     "--lr",

@@ -229,8 +229,6 @@ class _Problem:
         self.model = model
         self.codec = codec
         self.hyperprior = codec.hyperprior
-        if self.hyperprior:
-            self.f = 2 ** int(model.cfg.hyper_down)
         self._tables: dict[int, tuple] = {}
         self._step = tf.function(self._update, reduce_retracing=True)
 
@@ -296,11 +294,8 @@ class _Problem:
         x = tf.constant(np.stack(images).astype(np.float32) / np.float32(255.0))
         params = [tf.constant(np.stack(y0).astype(np.float32))]
         if self.hyperprior:
-            from gancomp.runtime.codec import _pad
-
-            # z starts at h_a(y), y edge-padded to z's stride as the runtime pads it.
-            y_padded = np.stack([_pad(v, self.f) for v in y0]).astype(np.float32)
-            params.append(tf.constant(self.model.h_a(y_padded)))
+            # z starts where the encoder's z is: h_a(y) times the level's z gain.
+            params.append(tf.constant(np.stack(self.codec.hyper_latents(list(y0), level))))
         else:
             params.append(tf.zeros([len(images), 1, 1, 1]))  # unused: one signature for both
         moments = [(tf.zeros_like(p), tf.zeros_like(p)) for p in params]
