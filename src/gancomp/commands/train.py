@@ -134,8 +134,8 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "--realism-phase",
     is_flag=True,
     help="With --init-from: add realism branches to the model's generator and train only "
-    "them and the discriminator (distortion + r x (adversarial + feature matching + "
-    "texture), r drawn per example in [0, 1]); encoder, entropy model, gains and generator "
+    "them and the discriminator (PSNR lost against the fidelity decoder + r x "
+    "(adversarial + feature matching + texture), r drawn per example in [0, 1]); encoder, entropy model, gains and generator "
     "stay frozen, so the model writes and reads the same files and decompress --realism R "
     "chooses per decode.",
 )
@@ -156,11 +156,11 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
 @click.option(
     "--texture",
     type=click.FloatRange(0),
-    default=0.0,
+    default=1.0,
     show_default=True,
-    help="Realism phase: weight of the texture term, the L1 distance between the local "
-    "energy of the high frequencies of the original and of the reconstruction (detail as "
-    "strong as the original's, wherever it sits).",
+    help="Realism phase: weight of the texture term, the gap between the local energy of "
+    "the high frequencies of the original and of the reconstruction, relative to the "
+    "fidelity decoder's gap (detail as strong as the original's, wherever it sits).",
 )
 @click.option(
     "--disc-lr",

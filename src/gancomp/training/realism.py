@@ -4,19 +4,23 @@ It adds realism branches to a trained model's generator
 (:func:`gancomp.architecture.realism_synthesis`) and trains only them, with the
 discriminator; encoder, entropy model, gains and the fidelity generator stay frozen, so
 rates, bitstreams and the model's fingerprint do not change and r = 0 is the fidelity
-decoder exactly. Per example, r ~ U[0, 1] and
+decoder exactly. Per example, r ~ U[0, 1], x0 the fidelity decoder's reconstruction and
+xr the one at r:
 
-    loss = lambda_l * MSE_255 + r * (beta * adversarial + feature_matching * FM
-                                     + texture * TEX)
+    loss = dB(xr) + r * (beta * adversarial + feature_matching * FM + texture * TEX)
 
-with the non-saturating adversarial loss of the latent-conditioned discriminator and
-FM the L1 distance between the discriminator's hidden activations on the original and
-on the reconstruction (pix2pixHD's feature matching: a perceptual term with no
-downloaded network). TEX (:func:`texture_distance`) compares the local energy of the
-high frequencies of the two images, not their phase: it asks the generator for detail
-as strong as the original's where MSE alone asks for the blurred average. The discriminator learns from reconstructions at every r; its
-accuracy on originals and on reconstructions is logged (``d_acc_real``,
-``d_acc_fake``) to show whether it learns at all.
+dB(xr) = 10 log10(MSE(xr) / MSE(x0)) is the PSNR given up against the fidelity decoder:
+a cost in the same units at every level. (With the training loss lambda_l * MSE instead,
+the top level's lambda, 500 times the lowest's, outweighed everything: the branches, which
+do not know the level, stayed at the identity.) The adversarial loss is the non-saturating
+one of the latent-conditioned discriminator; FM the L1 distance between the
+discriminator's hidden activations on the original and on the reconstruction
+(pix2pixHD's feature matching: a perceptual term with no downloaded network); TEX
+(:func:`texture_distance`) the gap in local high-frequency energy between xr and the
+original, relative to x0's gap (1 = as blurred as the fidelity decoder, 0 = detail as
+strong as the original's, wherever it sits). The discriminator learns from
+reconstructions at every r; its accuracy on originals and on reconstructions is logged
+(``d_acc_real``, ``d_acc_fake``) to show whether it learns at all.
 
 The exported folder is the source model's ``config.json``, ``weights.npz`` and
 ``tables.npz`` (and ``density.npz`` when it has one) byte for byte (kept in
@@ -40,7 +44,6 @@ from gancomp.training._tf import tf as _import_tf
 REALISM_BETA = 0.5
 DEFAULT_BRANCHES = 2
 DEFAULT_FEATURE_MATCHING = 1.0
-DEFAULT_TEXTURE = 0.0
 #: The discriminator's learning rate in this phase when --disc-lr is not given.
 REALISM_DISC_LR = 4e-4
 TEXTURE_WINDOW = 8  # pixels: the local windows of texture_distance
@@ -171,9 +174,15 @@ def build_step(trainer):
         # none to compute it with.
         coded = model.coded_latent(x, levels, training=False)
         latent = tf.stop_gradient(coded["latent"])
+        x_fidelity = tf.cast(model.generator(latent), tf.float32)
+        mse_fidelity = tf.reduce_mean(tf.square((x_fidelity - x) * 255.0), axis=[1, 2, 3])
+        tex_fidelity = texture_distance(x, x_fidelity)
         with tf.GradientTape() as tape:
             x_hat = tf.cast(model.generator(latent, realism=r), tf.float32)
             mse = tf.reduce_mean(tf.square((x_hat - x) * 255.0), axis=[1, 2, 3])
+            db_cost = (10.0 / math.log(10.0)) * (
+                tf.math.log(mse + 1e-3) - tf.math.log(mse_fidelity + 1e-3)
+            )
             with tape.stop_recording():
                 d_loss, acc_real, acc_fake = d_update(x, tf.stop_gradient(x_hat), latent)
                 _, real_features = disc(x, latent, features=True)
@@ -185,9 +194,8 @@ def build_step(trainer):
                     for f, g in zip(fake_features, real_features)
                 ]
             ) / len(fake_features)
-            tex = texture_distance(x, x_hat)
-            lam = tf.gather(trainer.lambdas, levels)
-            per = lam * mse + r * (s.beta * g_adv + s.feature_matching * fm + s.texture * tex)
+            tex = texture_distance(x, x_hat) / (tex_fidelity + 1e-3)
+            per = db_cost + r * (s.beta * g_adv + s.feature_matching * fm + s.texture * tex)
             loss = mean(per)
         grads = tape.gradient(loss, trainer.g_vars)
         trainer.opt_g.apply_gradients(zip(grads, trainer.g_vars))
@@ -195,6 +203,7 @@ def build_step(trainer):
         return {
             "loss": loss,
             "psnr": mean(psnr),
+            "db_cost": mean(db_cost),
             "d_loss": mean(d_loss),
             "g_adv": mean(g_adv),
             "fm": mean(fm),

@@ -96,7 +96,7 @@ class TrainSettings:
     realism_phase: bool = False
     realism_branches: int | None = None  # default 2 (at most num_down)
     feature_matching: float = 1.0  # weight of the discriminator's feature matching
-    texture: float = 0.0  # weight of the realism phase's texture-energy term
+    texture: float = 1.0  # weight of the realism phase's texture-energy term
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -817,7 +817,7 @@ def _realism_stats(stats: dict) -> str:
     if "d_acc_real" not in stats:
         return ""
     return (
-        f" fm {stats['fm']:.3f} tex {stats['tex']:.2f}"
+        f" db {stats['db_cost']:.2f} fm {stats['fm']:.3f} tex {stats['tex']:.2f}"
         f" d_acc real {stats['d_acc_real']:.2f} fake {stats['d_acc_fake']:.2f}"
     )
 
