@@ -99,6 +99,8 @@ def test_realism_phase_needs_a_trained_model_and_keeps_it(tmp_path, images, mode
     assert r.exit_code == 1 and "its category is 'airplane'" in r.output
     r = _cli(*common, "-c", "airplane", "--realism-branches", "4")
     assert r.exit_code == 1 and "--realism-branches must be 1..3" in r.output
+    r = _cli(*common, "-c", "airplane", "--realism-levels", "9")
+    assert r.exit_code == 1 and "--realism-levels must be 1..8" in r.output
     assert not out.exists()
 
 

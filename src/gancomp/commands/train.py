@@ -163,6 +163,11 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "fidelity decoder's gap (detail as strong as the original's, wherever it sits).",
 )
 @click.option(
+    "--realism-levels",
+    type=click.IntRange(1),
+    help="Realism phase: train on the lowest N quality levels only (default: all).",
+)
+@click.option(
     "--disc-lr",
     type=click.FloatRange(0, min_open=True),
     help="Learning rate of the discriminator (default 1e-4; 4e-4 in the realism phase; "

@@ -48,7 +48,13 @@ DEFAULT_FEATURE_MATCHING = 1.0
 REALISM_DISC_LR = 4e-4
 TEXTURE_WINDOW = 8  # pixels: the local windows of texture_distance
 BASE_FOLDER = "base"  # in the checkpoint folder: the frozen model's files
-SETTINGS = ("realism_phase", "realism_branches", "feature_matching", "texture")  # kept on --resume
+SETTINGS = (
+    "realism_phase",
+    "realism_branches",
+    "feature_matching",
+    "texture",
+    "realism_levels",
+)  # kept on --resume
 
 
 def check_source(s, src) -> None:
@@ -84,6 +90,13 @@ def branch_count(s, cfg) -> int:
     if not 1 <= branches <= most:
         raise InputError(f"--realism-branches must be 1..{most} for this model, got {branches}")
     return branches
+
+
+def check_levels(s, cfg) -> None:
+    if s.realism_levels is not None and s.realism_levels > cfg.levels:
+        raise InputError(
+            f"--realism-levels must be 1..{cfg.levels} for this model, got {s.realism_levels}"
+        )
 
 
 def base_from_folder(src) -> dict:
@@ -145,7 +158,7 @@ def build_step(trainer):
     tf = _import_tf()
     model, s = trainer.model, trainer.s
     gb = s.batch_size
-    levels_n = trainer.cfg.levels
+    levels_n = s.realism_levels or trainer.cfg.levels
     disc = model.discriminator
 
     def mean(v):

@@ -97,6 +97,7 @@ class TrainSettings:
     realism_branches: int | None = None  # default 2 (at most num_down)
     feature_matching: float = 1.0  # weight of the discriminator's feature matching
     texture: float = 1.0  # weight of the realism phase's texture-energy term
+    realism_levels: int | None = None  # the realism phase trains on the lowest N levels
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -320,6 +321,7 @@ class Trainer:
             )
         if s.realism_phase:
             s.realism_branches = realism_mod.branch_count(s, self.cfg)
+            realism_mod.check_levels(s, self.cfg)
             if s.resume:
                 self.realism_base = realism_mod.load_base(self.ckpt_dir)
         if s.beta is None:
