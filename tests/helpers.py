@@ -34,3 +34,46 @@ def run_cli(*args, env=None, cwd=None, timeout=300) -> subprocess.CompletedProce
         cwd=cwd,
         timeout=timeout,
     )
+
+
+def tiny_model_config(entropy_model: str, **overrides):
+    """A training ``ModelConfig`` small enough to build in seconds (stride 8, 16 channels in
+    E and G, 8 in D and in the hyperprior); ``overrides`` replace any field."""
+    from gancomp.training.model import ModelConfig
+
+    sizes = dict(
+        category="t",
+        num_down=3,
+        channels=16,
+        latent_channels=16,
+        disc_channels=8,
+        hyper_channels=8,
+    )
+    return ModelConfig(entropy_model=entropy_model, **{**sizes, **overrides})
+
+
+def build_keras_model(cfg, seed: int | None = None, **model_args):
+    """The built Keras ``GANModel`` of ``cfg`` (named as training names it, so its weight
+    paths are a model folder's); ``seed`` seeds Keras, NumPy and Python first."""
+    import keras
+
+    from gancomp.training.model import GANModel
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    model = GANModel(cfg, name="gancodec", **model_args)
+    model.build_all()
+    return model
+
+
+def write_keras_model(model, folder, leave_out=frozenset()):
+    """Export a Keras model as training does and write it as model folder ``folder``, without
+    the weights named in ``leave_out``; returns (config.json text, every exported weight,
+    the folder's fingerprint)."""
+    from gancomp.runtime.models import write_model_files
+    from gancomp.training.trainer import export_files, model_files
+
+    config_json, weights, tables = export_files(model)
+    kept = {k: v for k, v in weights.items() if k not in leave_out}
+    fingerprint = write_model_files(folder, model_files(model, config_json, kept, tables), {})
+    return config_json, weights, fingerprint

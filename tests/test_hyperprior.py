@@ -20,7 +20,7 @@ import gancomp
 from gancomp.coding import container
 from gancomp.errors import GancompError
 from gancomp.runtime import codec
-from helpers import run_cli
+from helpers import build_keras_model, run_cli, tiny_model_config
 
 DATA = Path(__file__).parent / "data"
 
@@ -168,21 +168,10 @@ def test_runtime_runs_what_keras_trains(models_dir):
     """The NumPy interpreter of the exported description equals the Keras layers built from
     the same description: float transforms to float32 precision, scale indexes exactly."""
     from gancomp.training._tf import tf as import_tf
-    from gancomp.training.model import GANModel, ModelConfig
     from gancomp.training.trainer import inference_weights
 
     tf = import_tf()
-    cfg = ModelConfig(
-        category="t",
-        num_down=3,
-        channels=16,
-        latent_channels=16,
-        disc_channels=8,
-        entropy_model="hyperprior",
-        hyper_channels=8,
-    )
-    model = GANModel(cfg, name="gancodec")
-    model.build_all()
+    model = build_keras_model(tiny_model_config("hyperprior"))
     rng = np.random.default_rng(0)
     for v in model.h_s_scale.weights:  # off the initial values, as training moves them
         v.assign(v + rng.normal(0, 0.5, v.shape).astype(np.float32))

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from gancomp.cli import main
 from gancomp.runtime.models import FILES, read_model_folder
+from helpers import build_keras_model, tiny_model_config, write_keras_model
 
 pytestmark = pytest.mark.train
 
@@ -34,27 +35,13 @@ def images(tmp_path, data_dir):
 def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model):
     """The branches as Keras trains them and as the runtime runs them from the exported
     files: the same function of the latent at r = 0, 0.5 and 1."""
-    import keras
     import tensorflow as tf
 
     from gancomp.runtime.codec import Codec
-    from gancomp.runtime.models import write_model_folder
     from gancomp.runtime.realism import realism_files
-    from gancomp.training.model import GANModel, ModelConfig
-    from gancomp.training.trainer import export_files
 
-    keras.utils.set_random_seed(3)
-    cfg = ModelConfig(
-        category="airplane",
-        channels=8,
-        latent_channels=8,
-        num_down=3,
-        disc_channels=8,
-        entropy_model=entropy_model,
-        hyper_channels=8,
-    )
-    model = GANModel(cfg, realism_branches=3, name="gancodec")
-    model.build_all()
+    cfg = tiny_model_config(entropy_model, category="airplane", channels=8, latent_channels=8)
+    model = build_keras_model(cfg, seed=3, realism_branches=3)
     branch_vars = [w for layer in model.realism_layers() for w in layer.weights]
     assert len(branch_vars) == 3 * 4
     rng = np.random.default_rng(0)
@@ -62,11 +49,10 @@ def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model):
         w.assign(rng.normal(0, 0.2, w.shape).astype(np.float32))
 
     folder = tmp_path / "airplane"
-    config_json, weights, tables = export_files(model)
     branch_names = {w.path for w in branch_vars}
+    # The model folder without the branches, which ship in the realism add-on.
+    config_json, weights, fp = write_keras_model(model, folder, leave_out=branch_names)
     assert branch_names <= set(weights)  # the generator's weights include the branches
-    base = {k: v for k, v in weights.items() if k not in branch_names}
-    fp = write_model_folder(folder, config_json, base, tables, {})
     add_on = realism_files(json.loads(config_json), fp, 3, {k: weights[k] for k in branch_names})
     for name, data in add_on.items():
         (folder / name).write_bytes(data)

@@ -21,6 +21,7 @@ from gancomp.coding.entropy import finish, new_encoder
 from gancomp.errors import GancompError
 from gancomp.runtime.codec import Codec
 from gancomp.runtime.models import read_model_folder, write_model_folder
+from helpers import build_keras_model, tiny_model_config, write_keras_model
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "tiny_models"
@@ -151,34 +152,18 @@ def test_a_misplaced_or_misshapen_z_gain_is_one_clear_line(tmp_path, category, e
 def test_keras_and_numpy_agree_on_z_with_a_z_gain(tmp_path):
     """An exported hyperprior ships its z gain, and the NumPy encoder's z is the Keras
     model's, level by level."""
-    import keras
     import tensorflow as tf
 
-    from gancomp.runtime.models import write_model_files
-    from gancomp.training.model import GANModel, ModelConfig
-    from gancomp.training.trainer import export_files, model_files
-
-    keras.utils.set_random_seed(7)
-    cfg = ModelConfig(
-        category="zgain",
-        num_down=3,
-        channels=16,
-        latent_channels=16,
-        disc_channels=8,
-        entropy_model="hyperprior",
-        hyper_channels=8,
-    )
-    model = GANModel(cfg, name="gancodec")
-    model.build_all()
+    model = build_keras_model(tiny_model_config("hyperprior", category="zgain"), seed=7)
+    cfg = model.cfg
     rng = np.random.default_rng(0)
     # Gains of 30 to 300, different per level and channel: an untrained h_a's output is
     # small, and z must spread over many integers.
     log_z_gain = rng.uniform(np.log(30.0), np.log(300.0), (cfg.levels, cfg.hyper_channels))
     model.log_z_gain.assign(log_z_gain.astype(np.float32))
-    config_json, weights, tables = export_files(model)
-    np.testing.assert_array_equal(weights[Z_GAIN_WEIGHT], model.log_z_gain.numpy())
     folder = tmp_path / "zgain"
-    write_model_files(folder, model_files(model, config_json, weights, tables), {})
+    _, weights, _ = write_keras_model(model, folder)
+    np.testing.assert_array_equal(weights[Z_GAIN_WEIGHT], model.log_z_gain.numpy())
     codec = Codec(read_model_folder(folder))
     img = _photo()[:64, :96]
     x = tf.constant(img[None].astype(np.float32) / 255.0)
