@@ -138,8 +138,16 @@ def test_the_gain_is_applied_to_h_a_s_output(tmp_path):
     ("category", "edit", "message"),
     [
         ("flower", lambda w: {**w, Z_GAIN_WEIGHT: np.zeros((8, 8), np.float32)}, "has no z"),
-        ("hp-flower", lambda w: {**w, Z_GAIN_WEIGHT: np.zeros((8, 3), np.float32)}, "z gain"),
-        ("hp-flower", lambda w: {**w, Z_GAIN_WEIGHT: np.zeros((7, 8), np.float32)}, "z gain"),
+        (
+            "hp-flower",
+            lambda w: {**w, Z_GAIN_WEIGHT: np.zeros((8, 3), np.float32)},
+            r"z gain gancodec/log_z_gain has shape \(8, 3\), expected \(8, 8\)",
+        ),
+        (
+            "hp-flower",
+            lambda w: {**w, Z_GAIN_WEIGHT: np.zeros((7, 8), np.float32)},
+            r"z gain gancodec/log_z_gain has shape \(7, 8\), expected \(8, 8\)",
+        ),
     ],
 )
 def test_a_misplaced_or_misshapen_z_gain_is_one_clear_line(tmp_path, category, edit, message):

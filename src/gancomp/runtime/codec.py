@@ -162,25 +162,8 @@ class Codec:
             ) from None
         if gain.shape != (self.levels, net.latent_channels) or inv_gain.shape != gain.shape:
             raise GancompError(f"model folder {self.folder.path}: gains do not match its config")
-        self._z_gain = self._z_gain_of(weights, net)
+        self._z_gain = net.z_gain
         self._gain, self._inv_gain, self._net = gain, inv_gain, net
-
-    def _z_gain_of(self, weights: dict[str, np.ndarray], net) -> np.ndarray | None:
-        """The hyperprior's per-level z gain (levels, z channels), encoder side only; None
-        (gain 1) when the folder has none, as every folder exported before it existed."""
-        from gancomp.architecture import Z_GAIN_WEIGHT
-
-        if Z_GAIN_WEIGHT not in weights:
-            return None
-        if not self.hyperprior:
-            raise GancompError(
-                f"model folder {self.folder.path}: unknown weight {Z_GAIN_WEIGHT} "
-                "(a factorized model has no z)"
-            )
-        z_gain = np.exp(np.asarray(weights[Z_GAIN_WEIGHT], np.float32)).astype(np.float32)
-        if z_gain.shape != (self.levels, net.hyper_analysis.out_channels):
-            raise GancompError(f"model folder {self.folder.path}: z gain does not match its config")
-        return z_gain
 
     def level_of(self, quality: int) -> int:
         """The 0-based level of a 1-based quality: the one place the two meet."""

@@ -219,7 +219,8 @@ def _strip(weights: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]
 
 
 class Transforms:
-    """Every transform of one model folder (E, G, and the hyperprior's), from its description.
+    """Every transform of one model folder (E, G, and the hyperprior's), from its description,
+    and the hyperprior's z gain.
 
     Unknown or missing weights, wrong shapes, unknown ops or architecture versions
     raise :class:`ModelError`: a model is never run other than as described.
@@ -259,6 +260,21 @@ class Transforms:
             )
             used.update(f"{prefix}/{n}" for n in self.scale_index.used)
             self.hyper_down = sum(1 for op in arch["hyper_analysis"] if op.get("stride", 1) == 2)
+        #: The hyperprior's per-level gain on h_a's output (levels, z channels), encoder side
+        #: only; None (gain 1) when the folder has none, as every folder exported before it.
+        self.z_gain: np.ndarray | None = None
+        if architecture.Z_GAIN_WEIGHT in weights:
+            self.z_gain = self._z_gain(weights[architecture.Z_GAIN_WEIGHT], config)
         unknown = sorted(set(weights) - used)
         if unknown:
             raise ModelError(f"unknown weight {unknown[0]} (not used by the architecture)")
+
+    def _z_gain(self, log_z_gain: np.ndarray, config: dict) -> np.ndarray:
+        name = architecture.Z_GAIN_WEIGHT
+        if not self.hyperprior:
+            raise ModelError(f"unknown weight {name} (a factorized model has no z)")
+        log_z_gain = np.asarray(log_z_gain, np.float32)
+        expected = (int(config["levels"]), self.hyper_analysis.out_channels)
+        if log_z_gain.shape != expected:
+            raise ModelError(f"z gain {name} has shape {log_z_gain.shape}, expected {expected}")
+        return np.exp(log_z_gain).astype(np.float32)
