@@ -146,6 +146,42 @@ def test_branches_trained_for_another_model_are_refused(realism_models, files, t
         gancomp.decompress(data, tmp_path, realism=1.0)
 
 
+def test_the_level_scale_multiplies_r_per_level(realism_models, files, tmp_path):
+    """Level q decodes at r * level_scale[q - 1]: a scale of 0 is the fidelity decoder bit
+    for bit, a scale of 0.5 at r = 1 is r = 0.5 at scale 1."""
+    plain, real = realism_models
+    src = read_model_folder(real / "airplane")
+    weights = random_realism_weights(src.config, 2)
+    levels = int(src.config["levels"])
+    data = files["airplane"]  # level 3
+    for scale_3, expected in ((0.0, "fidelity"), (0.5, "half")):
+        folder = tmp_path / str(scale_3) / "airplane"
+        shutil.copytree(plain / "airplane", folder)
+        scale = [1.0] * levels
+        scale[2] = scale_3
+        for name, blob in realism_files(src.config, src.fingerprint, 2, weights, scale).items():
+            (folder / name).write_bytes(blob)
+        got = gancomp.decompress(data, folder.parent, realism=1.0)
+        if expected == "fidelity":
+            assert np.array_equal(got, gancomp.decompress(data, plain))
+        else:
+            half = gancomp.decompress(data, real, realism=0.5)
+            assert np.array_equal(got, half)
+            assert not np.array_equal(got, gancomp.decompress(data, real, realism=1.0))
+
+
+@pytest.mark.parametrize("bad", [[1.0] * 7, [1.0] * 7 + [1.5], [1.0] * 7 + ["x"]])
+def test_a_bad_level_scale_is_one_clear_error(realism_models, files, tmp_path, bad):
+    _, real = realism_models
+    folder = tmp_path / "airplane"
+    shutil.copytree(real / "airplane", folder)
+    description = json.loads((folder / REALISM_JSON).read_text())
+    description["level_scale"] = bad
+    (folder / REALISM_JSON).write_text(json.dumps(description))
+    with pytest.raises(GancompError, match="level_scale must be 8 numbers in"):
+        gancomp.decompress(files["airplane"], tmp_path, realism=0.3)
+
+
 def test_a_realism_generator_that_changes_the_fidelity_generator_is_refused(
     realism_models, files, tmp_path
 ):

@@ -121,6 +121,9 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
     assert meta["realism"]["training"]["disc_lr"] == 4e-4
     assert meta["realism"]["training"]["texture"] == 0.1
     assert len(meta["realism_validation"]) == 6
+    # Without --realism-levels every level trains, with a scale of r per level.
+    scale = json.loads((out / "realism.json").read_text())["level_scale"]
+    assert len(scale) == 8 and all(0.0 <= v <= 1.0 for v in scale)
 
     data = gancomp.compress(images / "airplane_0.png", "hp-airplane", 2, models_dir=src.parent)
     assert gancomp.compress(images / "airplane_0.png", "hp-airplane", 2, models_dir=out.parent) == (
@@ -156,3 +159,26 @@ def test_texture_distance_sees_lost_detail_not_its_place():
     assert far > 20 * max(near, 0.05), (far, near)
     # But an MSE view of the shifted copy is as bad as of the blurred one (or worse).
     assert np.mean((shifted - x) ** 2) > np.mean((blurred.numpy() - x) ** 2)
+
+
+@pytest.mark.slow
+def test_realism_levels_leave_the_other_levels_at_the_fidelity_decoder(
+    tmp_path, images, models_dir
+):
+    import gancomp
+
+    src = models_dir / "airplane"
+    out = tmp_path / "models" / "airplane"
+    r = _cli(
+        "train", "-c", "airplane", "--data", images, "-o", out, "--batch-size", "4",
+        "--init-from", src, "--realism-phase", "--realism-levels", "2", "--steps", "2",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    scale = json.loads((out / "realism.json").read_text())["level_scale"]
+    assert scale == [1.0, 1.0] + [0.0] * 6
+    for quality, same in ((2, False), (3, True)):
+        data = gancomp.compress(
+            images / "airplane_0.png", "airplane", quality, models_dir=src.parent
+        )
+        fidelity = gancomp.decompress(data, src.parent)
+        assert np.array_equal(gancomp.decompress(data, out.parent, realism=1.0), fidelity) == same

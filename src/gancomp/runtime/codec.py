@@ -132,7 +132,18 @@ class Codec:
             with np.load(io.BytesIO(self.folder.weights), allow_pickle=False) as z:
                 weights = {k: z[k] for k in z.files}
             self._realism_net = load_realism_synthesis(self.folder, weights)
-        return self._realism_net
+        return self._realism_net[0]
+
+    def realism_at(self, quality: int, realism: float) -> float:
+        """The effective realism weight of ``quality``: r times the add-on's scale of that
+        level (:mod:`gancomp.runtime.realism`); 0 for r = 0 (the add-on is not read)."""
+        from gancomp.runtime.realism import check_realism
+
+        r = check_realism(realism)
+        if r == 0:
+            return 0.0
+        self._realism_synthesis()
+        return float(np.float32(r) * self._realism_net[1][self.level_of(quality)])
 
     # -- network --------------------------------------------------------------
     def _build(self) -> None:
@@ -196,12 +207,11 @@ class Codec:
         """RGB uint8 images (padded to the stride) from quantized latents.
 
         ``realism`` in [0, 1] is the decode-time realism weight r: 0 is the fidelity
-        generator (exactly, branches never run), > 0 needs a model with realism branches.
+        generator (exactly, branches never run), > 0 needs a model with realism branches
+        and runs them at r times the level's scale (:meth:`realism_at`).
         """
-        from gancomp.runtime.realism import check_realism
-
         self._build()
-        r = check_realism(realism)
+        r = self.realism_at(quality, realism)
         synthesis = self._realism_synthesis() if r > 0 else self._net.synthesis
         ig = self._inv_gain[self.level_of(quality)]
         s = self.stride

@@ -3,12 +3,15 @@
 A model folder may carry, beside its three fingerprinted files, a realism add-on::
 
     realism.json   {"format": 1, "base_fingerprint": ..., "branches": N,
-                    "synthesis": the generator's op list with its realism_residual ops}
+                    "synthesis": the generator's op list with its realism_residual ops,
+                    "level_scale": [s_1, ..., s_L] (optional, each in [0, 1])}
     realism.npz    the branches' weights (gancodec/generator/realism<k>/...)
 
-Decoding with realism r in [0, 1] runs that generator (see
-:func:`gancomp.architecture.realism_synthesis`); r = 0 runs the fidelity generator of
-``weights.npz`` unchanged and never reads the add-on. The add-on is trained on a frozen
+Decoding level q with realism r in [0, 1] runs that generator (see
+:func:`gancomp.architecture.realism_synthesis`) at r * s_q (s_q = 1 when ``level_scale``
+is absent): the branches do not see the level, so the per-level scale is how one set of
+branches gives the low levels detail without spoiling the high ones. An effective r of 0
+runs the fidelity generator of ``weights.npz`` unchanged and never reads the add-on. The add-on is trained on a frozen
 model (``gancomp train --init-from MODEL --realism-phase``): encoder, entropy model,
 gains and the fidelity generator stay as they were, so the bitstream, the rates and the
 fingerprint do not change, and every ``.gcz`` file the model ever wrote decodes at any r.
@@ -22,6 +25,7 @@ import io
 import json
 import math
 import zipfile
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,10 +70,15 @@ def no_realism_error(folder: ModelFolder) -> GancompError:
 
 
 def realism_files(
-    config: dict, base_fingerprint: str, branches: int, weights: dict[str, np.ndarray]
+    config: dict,
+    base_fingerprint: str,
+    branches: int,
+    weights: dict[str, np.ndarray],
+    level_scale: Sequence[float] | None = None,
 ) -> dict[str, bytes]:
-    """The add-on's two files for a model (its config.json as a dict) and branch weights
-    (full names, ``gancodec/generator/realism0/c1/kernel`` ...)."""
+    """The add-on's two files for a model (its config.json as a dict), branch weights
+    (full names, ``gancodec/generator/realism0/c1/kernel`` ...) and, optionally, the
+    per-level scale of r (one value in [0, 1] per level)."""
     from gancomp.runtime.models import weights_to_bytes
 
     description = {
@@ -78,6 +87,8 @@ def realism_files(
         "branches": int(branches),
         "synthesis": architecture.realism_synthesis(config, branches),
     }
+    if level_scale is not None:
+        description["level_scale"] = _checked_level_scale(level_scale, int(config["levels"]))
     bad = [k for k in weights if not k.startswith(f"{GENERATOR_PREFIX}/realism")]
     if bad:
         raise ValueError(f"not a realism branch weight: {bad[0]}")
@@ -85,9 +96,25 @@ def realism_files(
     return {REALISM_JSON: text.encode(), REALISM_WEIGHTS: weights_to_bytes(weights)}
 
 
-def load_realism_synthesis(folder: ModelFolder, weights: dict[str, np.ndarray]) -> Network:
+def _checked_level_scale(values: object, levels: int) -> list[float]:
+    """``values`` as the per-level scale of r: ``levels`` numbers in [0, 1]."""
+    ok = isinstance(values, (list, tuple)) and len(values) == levels
+    out: list[float] = []
+    for v in values if ok else ():  # type: ignore[union-attr]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            ok = False
+            break
+        out.append(float(v))
+    if not ok or not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in out):
+        raise ValueError(f"level_scale must be {levels} numbers in [0, 1]")
+    return out
+
+
+def load_realism_synthesis(
+    folder: ModelFolder, weights: dict[str, np.ndarray]
+) -> tuple[Network, np.ndarray]:
     """The realism generator of a model folder, on the model's own ``weights`` plus the
-    branches'. Raises :class:`GancompError` (one line) if the add-on is missing, damaged,
+    branches', and the per-level scale of r (float32, one per level). Raises :class:`GancompError` (one line) if the add-on is missing, damaged,
     or was trained for another model."""
     from gancomp.runtime.transforms import ModelError, Network, architecture_of
 
@@ -117,6 +144,11 @@ def load_realism_synthesis(folder: ModelFolder, weights: dict[str, np.ndarray]) 
         raise GancompError(
             f"{where}: {REALISM_WEIGHTS} is damaged ({type(exc).__name__})"
         ) from None
+    levels = int(folder.config["levels"])
+    try:
+        scale = _checked_level_scale(description.get("level_scale", [1.0] * levels), levels)
+    except ValueError as exc:
+        raise GancompError(f"{where}: {REALISM_JSON}: {exc}") from None
     ops = description.get("synthesis")
     try:
         base_ops = architecture_of(folder.config)["synthesis"]
@@ -136,4 +168,4 @@ def load_realism_synthesis(folder: ModelFolder, weights: dict[str, np.ndarray]) 
             raise ModelError(f"realism synthesis gives {net.out_channels} channels, expected 3")
     except ModelError as exc:
         raise GancompError(f"{where}: {exc}") from None
-    return net
+    return net, np.asarray(scale, np.float32)

@@ -496,6 +496,13 @@ class GANModel(keras.Model):
                 name="log_z_gain", shape=(n, cfg.hyper_channels), initializer="zeros"
             )
 
+        if realism_branches:
+            # The realism control's scale per level (used clipped to [0, 1]): the branches
+            # do not see the level, so this is how they can act on the low levels only.
+            self.realism_level_scale = self.add_weight(
+                name="realism_level_scale", shape=(n,), initializer="ones"
+            )
+
     def build(self, input_shape=None):
         # Sub-layers build on first call; nothing shape-dependent lives here.
         self.built = True

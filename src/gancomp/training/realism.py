@@ -133,7 +133,20 @@ def load_base(ckpt_dir: Path) -> dict:
 
 
 def branch_weights(model) -> list:
+    """The realism branches' weights (realism.npz)."""
     return [w for layer in model.realism_layers() for w in layer.trainable_weights]
+
+
+def trained_weights(model, s) -> list:
+    """What the phase trains: the branches, and the per-level scale of r unless
+    --realism-levels fixes it."""
+    return branch_weights(model) + ([] if s.realism_levels else [model.realism_level_scale])
+
+
+def level_scale(model, levels):
+    """The per-level scale of r at ``levels`` (B,), clipped to [0, 1] as exported."""
+    tf = _import_tf()
+    return tf.clip_by_value(tf.gather(model.realism_level_scale, levels), 0.0, 1.0)
 
 
 def texture_distance(x, x_hat, window: int = TEXTURE_WINDOW):
@@ -159,6 +172,9 @@ def build_step(trainer):
     model, s = trainer.model, trainer.s
     gb = s.batch_size
     levels_n = s.realism_levels or trainer.cfg.levels
+    if s.realism_levels:  # r acts on the trained levels only
+        mask = np.arange(trainer.cfg.levels) < s.realism_levels
+        model.realism_level_scale.assign(mask.astype(np.float32))
     disc = model.discriminator
 
     def mean(v):
@@ -191,7 +207,8 @@ def build_step(trainer):
         mse_fidelity = tf.reduce_mean(tf.square((x_fidelity - x) * 255.0), axis=[1, 2, 3])
         tex_fidelity = texture_distance(x, x_fidelity)
         with tf.GradientTape() as tape:
-            x_hat = tf.cast(model.generator(latent, realism=r), tf.float32)
+            r_level = r * level_scale(model, levels)  # what the decoder runs at
+            x_hat = tf.cast(model.generator(latent, realism=r_level), tf.float32)
             mse = tf.reduce_mean(tf.square((x_hat - x) * 255.0), axis=[1, 2, 3])
             db_cost = (10.0 / math.log(10.0)) * (
                 tf.math.log(mse + 1e-3) - tf.math.log(mse_fidelity + 1e-3)
@@ -252,11 +269,15 @@ def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
     s, model, base = trainer.s, trainer.model, trainer.realism_base
     config = json.loads(base["files"]["config.json"])
     weights = {w.path: np.asarray(w.numpy()) for w in branch_weights(model)}
-    add_on = realism_files(config, base["fingerprint"], model.realism_branches, weights)
+    scale = np.clip(model.realism_level_scale.numpy(), 0.0, 1.0).astype(np.float32)
+    add_on = realism_files(
+        config, base["fingerprint"], model.realism_branches, weights, scale.tolist()
+    )
     meta = {
         **base["metadata"],
         "realism": {
             "branches": model.realism_branches,
+            "level_scale": [round(float(v), 4) for v in scale],
             "training": {
                 **{k: v for k, v in asdict(s).items() if k not in ("extra", "progress")},
                 "patch_size": trainer.patch,

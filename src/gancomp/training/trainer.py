@@ -365,7 +365,7 @@ class Trainer:
             )
             self.p_vars = self.model.density.trainable_weights
             if s.realism_phase:  # everything but the branches (and D) frozen
-                self.g_vars, self.p_vars = realism_mod.branch_weights(self.model), []
+                self.g_vars, self.p_vars = realism_mod.trained_weights(self.model, s), []
             self.d_vars = self.model.discriminator.trainable_weights
             self.opt_g.build(self.g_vars)
             self.opt_p.build(self.p_vars)
