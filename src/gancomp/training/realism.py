@@ -43,7 +43,6 @@ from gancomp.training._tf import tf as _import_tf
 #: first GAN phase's 0.01, which left the discriminator near chance.
 REALISM_BETA = 0.5
 DEFAULT_BRANCHES = 2
-DEFAULT_FEATURE_MATCHING = 1.0
 #: The discriminator's learning rate in this phase when --disc-lr is not given.
 REALISM_DISC_LR = 4e-4
 TEXTURE_WINDOW = 8  # pixels: the local windows of texture_distance
