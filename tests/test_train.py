@@ -268,7 +268,8 @@ def test_interrupt_saves_then_resume_finishes(tmp_path, data_dir, capsys):
             rf"step {n}/4 bpp [\d.]+ psnr [\d.]+ d 0\.000 g 0\.000 \([\d.]+ steps/s\)", line
         )
 
-    result = Trainer(_tiny_settings(data, out, steps=4, log_every=1, resume=True)).run()
+    # No steps given: a resumed run keeps its own total (4), not the default.
+    result = Trainer(_tiny_settings(data, out, log_every=1, resume=True)).run()
     assert result["steps"] == 4 and (out / "weights.npz").is_file()
     progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step")]
     assert [line.split()[1] for line in progress] == ["3/4", "4/4"]

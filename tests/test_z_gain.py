@@ -141,16 +141,26 @@ def test_the_gain_is_applied_to_h_a_s_output(tmp_path):
         (
             "hp-flower",
             lambda w: {**w, Z_GAIN_WEIGHT: np.zeros((8, 3), np.float32)},
-            r"z gain gancodec/log_z_gain has shape \(8, 3\), expected \(8, 8\)",
+            r"gain gancodec/log_z_gain has shape \(8, 3\), expected \(8, 8\)",
         ),
         (
             "hp-flower",
             lambda w: {**w, Z_GAIN_WEIGHT: np.zeros((7, 8), np.float32)},
-            r"z gain gancodec/log_z_gain has shape \(7, 8\), expected \(8, 8\)",
+            r"gain gancodec/log_z_gain has shape \(7, 8\), expected \(8, 8\)",
+        ),
+        (
+            "flower",
+            lambda w: {**w, "gancodec/log_gain": w["gancodec/log_gain"][:7]},
+            r"gain gancodec/log_gain has shape \(7, ",
+        ),
+        (
+            "hp-flower",
+            lambda w: {k: v for k, v in w.items() if k != "gancodec/log_inv_gain"},
+            "missing weight gancodec/log_inv_gain",
         ),
     ],
 )
-def test_a_misplaced_or_misshapen_z_gain_is_one_clear_line(tmp_path, category, edit, message):
+def test_a_misplaced_or_misshapen_gain_is_one_clear_line(tmp_path, category, edit, message):
     folder = _copy_with(TINY / category, tmp_path / category, edit)
     with pytest.raises(GancompError, match=message) as err:
         Codec.from_path(folder).compress_arrays([_photo()[:64, :64]], 1)

@@ -54,9 +54,7 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
 @click.option(
     "--steps",
     type=click.IntRange(1),
-    default=20000,
-    show_default=True,
-    help="Total training steps.",
+    help="Total training steps (default 20000; with --resume, the run's own).",
 )
 @click.option(
     "--rd-steps",

@@ -163,18 +163,14 @@ class Codec:
         try:
             # Inference needs the transforms and the gains only, so D never loads.
             net = Transforms(weights, self.folder.config)
-            gain = np.exp(weights["gancodec/log_gain"]).astype(np.float32)
-            inv_gain = np.exp(weights["gancodec/log_inv_gain"]).astype(np.float32)
         except ModelError as exc:
             raise GancompError(f"model folder {self.folder.path}: {exc}") from None
         except KeyError as exc:
             raise GancompError(
                 f"model folder {self.folder.path} does not match its config (missing {exc})"
             ) from None
-        if gain.shape != (self.levels, net.latent_channels) or inv_gain.shape != gain.shape:
-            raise GancompError(f"model folder {self.folder.path}: gains do not match its config")
         self._z_gain = net.z_gain
-        self._gain, self._inv_gain, self._net = gain, inv_gain, net
+        self._gain, self._inv_gain, self._net = net.gain, net.inv_gain, net
 
     def level_of(self, quality: int) -> int:
         """The 0-based level of a 1-based quality: the one place the two meet."""

@@ -220,7 +220,7 @@ def _strip(weights: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]
 
 class Transforms:
     """Every transform of one model folder (E, G, and the hyperprior's), from its description,
-    and the hyperprior's z gain.
+    and the per-level gains around them (``gain``, ``inv_gain``, the hyperprior's ``z_gain``).
 
     Unknown or missing weights, wrong shapes, unknown ops or architecture versions
     raise :class:`ModelError`: a model is never run other than as described.
@@ -260,6 +260,10 @@ class Transforms:
             )
             used.update(f"{prefix}/{n}" for n in self.scale_index.used)
             self.hyper_down = sum(1 for op in arch["hyper_analysis"] if op.get("stride", 1) == 2)
+        levels = int(config["levels"])
+        #: Per-level gains (levels, latent channels) on E's output and on G's input.
+        self.gain = self._level_gain("gancodec/log_gain", weights, (levels, m))
+        self.inv_gain = self._level_gain("gancodec/log_inv_gain", weights, (levels, m))
         #: The hyperprior's per-level gain on h_a's output (levels, z channels), encoder side
         #: only; None (gain 1) when the folder has none, as every folder exported before it.
         self.z_gain: np.ndarray | None = None
@@ -273,8 +277,15 @@ class Transforms:
         name = architecture.Z_GAIN_WEIGHT
         if not self.hyperprior:
             raise ModelError(f"unknown weight {name} (a factorized model has no z)")
-        log_z_gain = np.asarray(log_z_gain, np.float32)
         expected = (int(config["levels"]), self.hyper_analysis.out_channels)
-        if log_z_gain.shape != expected:
-            raise ModelError(f"z gain {name} has shape {log_z_gain.shape}, expected {expected}")
-        return np.exp(log_z_gain).astype(np.float32)
+        return self._level_gain(name, {name: log_z_gain}, expected)
+
+    @staticmethod
+    def _level_gain(name: str, weights: dict[str, np.ndarray], expected: tuple) -> np.ndarray:
+        """exp of a stored log-gain, checked against its (levels, channels) shape."""
+        if name not in weights:
+            raise ModelError(f"missing weight {name}")
+        log_gain = np.asarray(weights[name], np.float32)
+        if log_gain.shape != expected:
+            raise ModelError(f"gain {name} has shape {log_gain.shape}, expected {expected}")
+        return np.exp(log_gain).astype(np.float32)

@@ -3,7 +3,8 @@
 Compress and decompress never import TensorFlow (see :mod:`gancomp.runtime.transforms`),
 and it is not a runtime dependency: without the ``train`` extra, :func:`tf` raises a
 :class:`GancompError` saying how to install it, which the CLI prints as one line.
-Environment knobs are set before the import: TF reads them once. oneDNN is
+Environment knobs are set before the import: TF reads them once (a value the user set
+wins, except for oneDNN). oneDNN is
 switched off because its kernels change float results with the thread count,
 which would make training runs harder to reproduce; a bfloat16 run asks for it
 (``tf(onednn=True)``): without oneDNN, TensorFlow's CPU kernels emulate bfloat16
@@ -52,6 +53,9 @@ def tf(onednn: bool = False):
         if "tensorflow" not in sys.modules:
             os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1" if onednn else "0"
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        # TensorFlow's CPU allocator otherwise hands large tensors to malloc, which maps and
+        # unmaps them every step: a third of a flower step went to page faults (PERFORMANCE.md).
+        os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
         try:
             with _quiet_stderr():
                 import tensorflow

@@ -38,6 +38,7 @@ from gancomp.errors import GancompError, InputError, Interrupted
 from gancomp.training import realism as realism_mod
 from gancomp.training._tf import tf as _import_tf
 
+DEFAULT_STEPS = 20000
 DEFAULT_BETA = 0.01
 DEFAULT_DISC_LR = 1e-4
 #: The trainable densities of a model folder (outside the fingerprint, unused by the
@@ -63,7 +64,7 @@ class TrainSettings:
     output: str
     val_data: str | None = None
     cifar_class: str | None = None
-    steps: int = 20000
+    steps: int | None = None  # default: DEFAULT_STEPS (a resumed run keeps its own)
     batch_size: int | None = None  # default: 32 (a resumed run keeps its own)
     patch_size: int | None = None  # default: 32 for CIFAR-size data, else 128
     rd_steps: int | None = None  # default: 80% of steps
@@ -243,9 +244,9 @@ class Trainer:
             cfg_dict = json.loads((self.ckpt_dir / "config.json").read_text())
             self.cfg = ModelConfig.from_dict(cfg_dict)
             saved = json.loads((self.ckpt_dir / "train.json").read_text())
-            # The run's settings carry over; an explicit --rd-steps, --beta or --batch-size
-            # overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
-            overridable = ("rd_steps", "beta", "batch_size")
+            # The run's settings carry over; an explicit --steps, --rd-steps, --beta or
+            # --batch-size overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
+            overridable = ("steps", "rd_steps", "beta", "batch_size")
             for k in (
                 "lr",
                 "disc_lr",
@@ -330,6 +331,8 @@ class Trainer:
             s.disc_lr = realism_mod.REALISM_DISC_LR if s.realism_phase else DEFAULT_DISC_LR
         if s.batch_size is None:
             s.batch_size = 32
+        if s.steps is None:
+            s.steps = DEFAULT_STEPS
         if s.rd_steps is None:
             s.rd_steps = int(0.8 * s.steps)
 
