@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Stage 3 of the shipped models (issue 12, sessions of 2026-12-01): rate-distortion training
+# only, continuing stage 2 (scripts/train_models_stage2.sh) in resumable pieces.
+# Usage: scripts/train_models_stage3.sh DATA_ROOT   (run from the repository root)
+# Each piece checkpoints to runs/ (ignored by git); a stopped piece (Ctrl-C / SIGTERM) goes on
+# with the same command plus --resume (it keeps its own steps, batch and patch size). When
+# runs/ is lost, --init-from the committed model folder is the resume point of last resort.
+# The lr drops 10x for the last 10% of each piece's --steps. --precision defaults to
+# mixed_bfloat16 on CPUs with BF16 instructions, float32 elsewhere (the last pieces ran on
+# an AVX2-only machine: float32).
+set -euo pipefail
+data=${1:-../shared/data}
+cifar() { # category, extra args...
+  local cat=$1
+  shift
+  gancomp train --category "$cat" \
+    --data "$data/cifar10/$cat/train" --val-data "$data/cifar10/$cat/val" --val-limit 500 \
+    --patch-size 32 --checkpoint-every 500 --intra-op-threads 1 --inter-op-threads 1 "$@"
+}
+flower() {
+  gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+    --val-limit 40 --checkpoint-every 250 --batch-size 8 --patch-size 128 \
+    --cache-dir runs/cache --intra-op-threads 1 --inter-op-threads 1 "$@"
+}
+
+# Morning of 2026-12-01 (bfloat16): the CIFAR runs continued stage 2's checkpoints at
+# batch 32, lr 2e-4, in several --resume pieces (each piece's own lr drop; the last piece's
+# settings are in the model's metadata.json): airplane to 32,000 steps, automobile to
+# 40,000, top lambda 0.4. The last pieces, as run:
+cifar airplane --resume --output runs/v1c/airplane --steps 32000 --rd-steps 32000 \
+  --batch-size 32 --lambdas 0.0008,0.0032,0.0068,0.0145,0.031,0.066,0.1407,0.4 &
+cifar automobile --resume --output runs/v1c/automobile --steps 40000 --rd-steps 40000 \
+  --batch-size 32 --lambdas 0.0015,0.0032,0.0068,0.0145,0.031,0.066,0.1407,0.4 &
+wait
+# The flower model continued from models/flower (factorized v1) for 14,000 steps.
+flower --init-from models/flower --output runs/v1f/flower --steps 14000 --rd-steps 14000 \
+  --lr 5e-4
+
+# Afternoon of 2026-12-01 (float32, one core each): airplane 15,000 more steps from the
+# shipped model; flower 6,000 more with the level span widened at both ends.
+cifar airplane --init-from models/airplane --output runs/v1c/airplane2 \
+  --steps 15000 --rd-steps 15000 --lr 2e-4 &
+flower --init-from models/flower --output runs/v1f/flower3 --steps 6000 --rd-steps 15000 \
+  --lr 5e-4 --lambdas 0.001,0.0021,0.0046,0.01,0.0225,0.05,0.115,0.3 &
+wait
