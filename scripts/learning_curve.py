@@ -122,10 +122,20 @@ def plot(record: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     pts = sorted(record["points"], key=lambda p: p["hours"])
-    for c in record["anchors"]["curves"]:
-        xs = [p["hours"] for p in pts if p["bd_rate"][c]["psnr"] is not None]
-        ys = [p["bd_rate"][c]["psnr"] for p in pts if p["bd_rate"][c]["psnr"] is not None]
-        ax.plot(xs, ys, "o-", label=f"vs {c}")
+    # One line per lineage (a label's first word: "v1", "v2"); every lineage grows out of
+    # the first point, so a branch is never drawn as a step of another.
+    lineages: dict[str, list[dict]] = {}
+    for p in pts:
+        lineages.setdefault(p["label"].split()[0], []).append(p)
+    styles = ["o-", "s--", "^:", "d-."]
+    for i, c in enumerate(record["anchors"]["curves"]):
+        color = f"C{i}"
+        for j, (name, branch) in enumerate(lineages.items()):
+            line = branch if branch[0] is pts[0] else [pts[0], *branch]
+            line = [p for p in line if p["bd_rate"][c]["psnr"] is not None]
+            xs = [p["hours"] for p in line]
+            ys = [p["bd_rate"][c]["psnr"] for p in line]
+            ax.plot(xs, ys, styles[j % len(styles)], color=color, label=f"{name} vs {c}")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("training hours (2 CPU cores)")
     ax.set_ylabel("BD-rate on PSNR (%)")
