@@ -37,9 +37,10 @@ flower --init-from models/flower --output runs/v1f/flower --steps 14000 --rd-ste
   --lr 5e-4
 
 # Afternoon of 2026-12-01 (float32, one core each): airplane 15,000 more steps from the
-# shipped model; flower 6,000 more with the level span widened at both ends.
+# shipped model; flower 6,000 more with the level span widened at both ends (run as pieces
+# resumed with --resume --steps 6000; the same schedule).
 cifar airplane --init-from models/airplane --output runs/v1c/airplane2 \
   --steps 15000 --rd-steps 15000 --lr 2e-4 &
-flower --init-from models/flower --output runs/v1f/flower3 --steps 6000 --rd-steps 15000 \
+flower --init-from models/flower --output runs/v1f/flower3 --steps 6000 --rd-steps 6000 \
   --lr 5e-4 --lambdas 0.001,0.0021,0.0046,0.01,0.0225,0.05,0.115,0.3 &
 wait
