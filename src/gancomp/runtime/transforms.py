@@ -268,17 +268,16 @@ class Transforms:
         #: only; None (gain 1) when the folder has none, as every folder exported before it.
         self.z_gain: np.ndarray | None = None
         if architecture.Z_GAIN_WEIGHT in weights:
-            self.z_gain = self._z_gain(weights[architecture.Z_GAIN_WEIGHT], config)
+            self.z_gain = self._z_gain(weights, levels)
         unknown = sorted(set(weights) - used)
         if unknown:
             raise ModelError(f"unknown weight {unknown[0]} (not used by the architecture)")
 
-    def _z_gain(self, log_z_gain: np.ndarray, config: dict) -> np.ndarray:
+    def _z_gain(self, weights: dict[str, np.ndarray], levels: int) -> np.ndarray:
         name = architecture.Z_GAIN_WEIGHT
         if not self.hyperprior:
             raise ModelError(f"unknown weight {name} (a factorized model has no z)")
-        expected = (int(config["levels"]), self.hyper_analysis.out_channels)
-        return self._level_gain(name, {name: log_z_gain}, expected)
+        return self._level_gain(name, weights, (levels, self.hyper_analysis.out_channels))
 
     @staticmethod
     def _level_gain(name: str, weights: dict[str, np.ndarray], expected: tuple) -> np.ndarray:
