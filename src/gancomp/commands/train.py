@@ -89,7 +89,12 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     show_default=True,
     help="Learning rate of the encoder/generator.",
 )
-@click.option("--channels", type=click.IntRange(4), help="Hidden channels of E and G (default 96).")
+@click.option(
+    "--channels",
+    type=click.IntRange(4),
+    help="Hidden channels of E and G (default 96). With --init-from, a larger value widens "
+    "the source model: it starts computing exactly what the source did.",
+)
 @click.option("--latent-channels", type=click.IntRange(4), help="Latent channels M (default 128).")
 @click.option(
     "--num-down",

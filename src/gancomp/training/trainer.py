@@ -36,6 +36,7 @@ import numpy as np
 
 from gancomp.errors import GancompError, InputError, Interrupted
 from gancomp.training import realism as realism_mod
+from gancomp.training import widen
 from gancomp.training._tf import tf as _import_tf
 
 DEFAULT_STEPS = 20000
@@ -185,6 +186,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class Trainer:
     def __init__(self, s: TrainSettings):
         self.s = s
+        self._widened_from: int | None = None  # --init-from's channels when --channels widens
         if s.precision is None:
             # A resumed run keeps its precision unless --precision says otherwise.
             s.precision = _saved_settings(s).get("precision", "float32")
@@ -294,6 +296,21 @@ class Trainer:
             if s.lambdas:
                 cfg_dict["lambdas"] = [float(v) for v in s.lambdas]
                 cfg_dict["levels"] = len(cfg_dict["lambdas"])
+            source_channels = int(cfg_dict.get("channels", 96))
+            if s.channels and s.channels != source_channels:
+                # A wider model that starts as the source (gancomp.training.widen).
+                if s.channels < source_channels:
+                    raise InputError(
+                        f"--channels {s.channels}: {s.init_from} has {source_channels} "
+                        "channels, and --init-from can widen a model, not narrow it"
+                    )
+                if s.realism_phase:
+                    raise InputError(
+                        "--realism-phase trains an add-on of the model as it is: "
+                        "it cannot change --channels"
+                    )
+                cfg_dict["channels"] = s.channels
+                self._widened_from = source_channels
             self.cfg = ModelConfig.from_dict(cfg_dict)
             self._init_weights = src.weights
             self._init_entropy_model = src.config.get("entropy_model", "factorized")
@@ -414,12 +431,16 @@ class Trainer:
                 f"--init-from {self.s.init_from}: the model lacks {len(missing)} weights "
                 f"of this architecture (first: {missing[0]})"
             )
+        roles = widen.weight_roles(model) if self._widened_from else {}
         for name, v in targets.items():
             if tuple(stored[name].shape) != tuple(v.shape):
-                raise InputError(
-                    f"--init-from {self.s.init_from}: weight {name} has shape "
-                    f"{stored[name].shape}, this architecture needs {tuple(v.shape)}"
-                )
+                try:
+                    stored[name] = widen.embed(roles[name], stored[name], v.numpy())
+                except (KeyError, ValueError):
+                    raise InputError(
+                        f"--init-from {self.s.init_from}: weight {name} has shape "
+                        f"{stored[name].shape}, this architecture needs {tuple(v.shape)}"
+                    ) from None
             v.assign(stored[name])
         loaded = set(targets)
         for layer in integer_layers:
