@@ -44,3 +44,11 @@ cifar airplane --init-from models/airplane --output runs/v1c/airplane2 \
 flower --init-from models/flower --output runs/v1f/flower3 --steps 6000 --rd-steps 6000 \
   --lr 5e-4 --lambdas 0.001,0.0021,0.0046,0.01,0.0225,0.05,0.115,0.3 &
 wait
+
+# 2026-12-01, evening (float32, one core each): flower 7,000 more steps, resuming flower3's
+# checkpoint with a new total (lr back to 5e-4, dropping at step 11,700); automobile 15,000
+# more from the shipped model.
+flower --resume --output runs/v1f/flower3 --steps 13000 &
+cifar automobile --init-from models/automobile --output runs/v1c/automobile2 \
+  --steps 15000 --rd-steps 15000 --lr 2e-4 &
+wait
