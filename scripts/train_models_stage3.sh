@@ -52,3 +52,9 @@ flower --resume --output runs/v1f/flower3 --steps 13000 &
 cifar automobile --init-from models/automobile --output runs/v1c/automobile2 \
   --steps 15000 --rd-steps 15000 --lr 2e-4 &
 wait
+# Then the realism add-ons of the new automobile and flower models (decoder side only).
+cifar automobile --init-from models/automobile --realism-phase --realism-levels 3 --beta 2 \
+  --texture 4 --lr 1e-3 --steps 4500 --output runs/realism/automobile_v2 &
+flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 4 \
+  --lr 1e-3 --steps 3000 --batch-size 8 --patch-size 64 --output runs/realism/flower_v1 &
+wait
