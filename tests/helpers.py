@@ -77,3 +77,22 @@ def write_keras_model(model, folder, leave_out=frozenset()):
     kept = {k: v for k, v in weights.items() if k not in leave_out}
     fingerprint = write_model_files(folder, model_files(model, config_json, kept, tables), {})
     return config_json, weights, fingerprint
+
+
+def tiny_train_settings(data, output, **kw):
+    """``TrainSettings`` of a few-step CIFAR-sized airplane run on ``data`` written to
+    ``output`` (batch 2, patch 32, no progress bar); ``kw`` replace any field."""
+    from gancomp.training.trainer import TrainSettings
+
+    base = dict(
+        category="airplane",
+        data=str(data),
+        output=str(output),
+        steps=3,
+        rd_steps=3,
+        batch_size=2,
+        patch_size=32,
+        checkpoint_every=1000,
+        progress=False,
+    )
+    return TrainSettings(**{**base, **kw})

@@ -28,6 +28,7 @@ from gancomp.training.trainer import (
     density_warmup_default,
     init_model_folder,
 )
+from helpers import tiny_train_settings
 
 pytestmark = pytest.mark.train
 
@@ -53,18 +54,7 @@ def images(tmp_path_factory):
 
 
 def _settings(images, output, **kw) -> TrainSettings:
-    base = dict(
-        category="airplane",
-        data=str(images),
-        output=str(output),
-        steps=3,
-        rd_steps=3,
-        batch_size=2,
-        patch_size=32,
-        checkpoint_every=1000,
-        progress=False,
-    )
-    return TrainSettings(**{**base, **kw})
+    return tiny_train_settings(images, output, **kw)
 
 
 @pytest.fixture(scope="module")

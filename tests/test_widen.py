@@ -15,11 +15,11 @@ import pytest
 
 from gancomp.errors import InputError
 from gancomp.runtime.models import weights_to_bytes
+from helpers import tiny_model_config, tiny_train_settings
 
 pytestmark = pytest.mark.train
 
 DATA = Path(__file__).parent / "data"
-TINY = {"num_down": 3, "channels": 8, "latent_channels": 8, "disc_channels": 8}
 
 
 def test_embed_zeroes_what_old_channels_read_from_new_ones():
@@ -53,11 +53,11 @@ def test_embed_zeroes_what_old_channels_read_from_new_ones():
 def source(tmp_path_factory):
     """A tiny factorized model folder whose every weight is random (not an initial value:
     GDN's off-diagonal gammas and the biases are non-zero, so a wrong embedding shows)."""
-    from gancomp.training.model import ModelConfig
     from gancomp.training.trainer import init_model_folder
 
     folder = tmp_path_factory.mktemp("src") / "airplane"
-    init_model_folder(ModelConfig(category="airplane", **TINY), folder)
+    cfg = tiny_model_config("factorized", category="airplane", channels=8, latent_channels=8)
+    init_model_folder(cfg, folder)
     rng = np.random.default_rng(1)
     with np.load(folder / "weights.npz") as z:
         weights = {k: z[k] for k in z.files}
@@ -79,20 +79,9 @@ def images(tmp_path_factory):
 
 
 def _trainer(images, source, out, **kw):
-    from gancomp.training.trainer import Trainer, TrainSettings
+    from gancomp.training.trainer import Trainer
 
-    s = TrainSettings(
-        category="airplane",
-        data=str(images),
-        output=str(out),
-        steps=2,
-        batch_size=2,
-        patch_size=32,
-        init_from=str(source),
-        progress=False,
-        **kw,
-    )
-    return Trainer(s)
+    return Trainer(tiny_train_settings(images, out, init_from=str(source), **kw))
 
 
 def _outputs(model, x, level):

@@ -186,7 +186,7 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
 class Trainer:
     def __init__(self, s: TrainSettings):
         self.s = s
-        self._widened_from: int | None = None  # --init-from's channels when --channels widens
+        self._widening = False  # --init-from with a larger --channels
         if s.precision is None:
             # A resumed run keeps its precision unless --precision says otherwise.
             s.precision = _saved_settings(s).get("precision", "float32")
@@ -310,7 +310,7 @@ class Trainer:
                         "it cannot change --channels"
                     )
                 cfg_dict["channels"] = s.channels
-                self._widened_from = source_channels
+                self._widening = True
             self.cfg = ModelConfig.from_dict(cfg_dict)
             self._init_weights = src.weights
             self._init_entropy_model = src.config.get("entropy_model", "factorized")
@@ -431,7 +431,7 @@ class Trainer:
                 f"--init-from {self.s.init_from}: the model lacks {len(missing)} weights "
                 f"of this architecture (first: {missing[0]})"
             )
-        roles = widen.weight_roles(model) if self._widened_from else {}
+        roles = widen.weight_roles(model) if self._widening else {}
         for name, v in targets.items():
             if tuple(stored[name].shape) != tuple(v.shape):
                 try:
