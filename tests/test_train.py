@@ -80,6 +80,7 @@ def test_train_resume_export_and_compress(tmp_path, data_dir):
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["batch_size"] == 4
     assert meta["training"]["patch_size"] == 16
+    assert meta["training"]["rd_steps"] == 3  # it had an adversarial phase: the new steps too
     assert meta["training"]["lambdas"] == pytest.approx([0.001 * 2**i for i in range(8)])
     assert json.loads((out / "config.json").read_text())["lambdas"] == meta["training"]["lambdas"]
     ckpt2 = np.load(str(out) + ".ckpt/checkpoint.npz")
@@ -273,6 +274,15 @@ def test_interrupt_saves_then_resume_finishes(tmp_path, data_dir, capsys):
     assert result["steps"] == 4 and (out / "weights.npz").is_file()
     progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step")]
     assert [line.split()[1] for line in progress] == ["3/4", "4/4"]
+
+    # A new total for this rate-distortion-only run (rd_steps = steps = 4) extends it
+    # without an adversarial phase: no discriminator loss in steps 5 and 6.
+    result = Trainer(_tiny_settings(data, out, log_every=1, resume=True, steps=6)).run()
+    assert result["steps"] == 6
+    assert json.loads((out / "metadata.json").read_text())["training"]["rd_steps"] == 6
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step")]
+    assert [line.split()[1] for line in progress] == ["5/6", "6/6"]
+    assert all(" d 0.000 g 0.000 " in line for line in progress), progress
 
 
 @pytest.mark.train

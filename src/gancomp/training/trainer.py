@@ -249,6 +249,14 @@ class Trainer:
             # The run's settings carry over; an explicit --steps, --rd-steps, --beta or
             # --batch-size overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
             overridable = ("steps", "rd_steps", "beta", "batch_size")
+            # A rate-distortion-only run extended by --steps stays one: without this its
+            # new steps past the old rd_steps would silently become an adversarial phase.
+            extends_rd_only = (
+                s.steps is not None
+                and s.rd_steps is None
+                and not saved.get("realism_phase")
+                and saved.get("rd_steps", 0) >= saved.get("steps", 1)
+            )
             for k in (
                 "lr",
                 "disc_lr",
@@ -261,6 +269,8 @@ class Trainer:
             ):
                 if k in saved and not (k in overridable and getattr(s, k) is not None):
                     setattr(s, k, saved[k])
+            if extends_rd_only:
+                s.rd_steps = s.steps
             # A checkpoint written before the warm-up existed had none.
             s.density_warmup_steps = saved.get("density_warmup_steps", 0)
             # Without --patch-size the run keeps its own patch (checkpoints written before
