@@ -16,8 +16,8 @@ do not know the level, stayed at the identity.) The adversarial loss is the non-
 one of the latent-conditioned discriminator; FM the L1 distance between the
 discriminator's hidden activations on the original and on the reconstruction
 (pix2pixHD's feature matching: a perceptual term with no downloaded network); TEX
-(:func:`texture_distance`) the gap in local high-frequency energy between xr and the
-original, relative to x0's gap (1 = as blurred as the fidelity decoder, 0 = detail as
+(:func:`texture_distance`) the gap in local high-frequency energy, per luma and chroma
+channel, between xr and the original, relative to x0's gap (1 = as blurred as the fidelity decoder, 0 = detail as
 strong as the original's, wherever it sits). The discriminator learns from
 reconstructions at every r; its accuracy on originals and on reconstructions is logged
 (``d_acc_real``, ``d_acc_fake``) to show whether it learns at all.
@@ -148,16 +148,34 @@ def level_scale(model, levels):
     return tf.clip_by_value(tf.gather(model.realism_level_scale, levels), 0.0, 1.0)
 
 
+#: RGB -> YCbCr (ITU-R BT.601 matrix, rows Y, Cb, Cr): texture_distance compares detail per
+#: luma and chroma channel, so colour speckle (high frequencies that disagree between the
+#: RGB channels, which photos rarely have) costs as much as missing luma detail.
+_YCBCR = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.168736, -0.331264, 0.5],
+        [0.5, -0.418688, -0.081312],
+    ],
+    np.float32,
+)
+
+
 def texture_distance(x, x_hat, window: int = TEXTURE_WINDOW):
     """Per example: mean L1 distance (0-255 units) between the local RMS of the high
-    frequencies of ``x`` and ``x_hat`` (NHWC, 0-1), over windows of ``window`` pixels.
+    frequencies of ``x`` and ``x_hat`` (NHWC RGB, 0-1), over windows of ``window`` pixels,
+    in Y, Cb and Cr.
 
     High frequencies are the image minus its 3x3 box blur; their RMS per window and
-    channel is a texture energy that ignores where exactly the detail sits.
+    channel is a texture energy that ignores where exactly the detail sits. Matched per
+    RGB channel, independent noise in each channel (a colour speckle) would match it too;
+    per luma and chroma channel, chroma noise is a distance of its own.
     """
     tf = _import_tf()
+    to_ycbcr = tf.constant(_YCBCR.T)
 
     def energy(im):
+        im = tf.tensordot(im, to_ycbcr, axes=1)
         high = im - tf.nn.avg_pool2d(im, 3, 1, "SAME")
         power = tf.nn.avg_pool2d(tf.square(high * 255.0), window, window, "SAME")
         return tf.sqrt(power + 1e-4)
