@@ -58,3 +58,20 @@ cifar automobile --init-from models/automobile --realism-phase --realism-levels 
 flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 4 \
   --lr 1e-3 --steps 3000 --batch-size 8 --patch-size 64 --output runs/realism/flower_v1 &
 wait
+
+# 2026-12-01, late and night (float32, one core each): both CIFAR models widened to 128
+# channels (Net2Net zero-output widening: each starts as the model it widens). The airplane
+# ran 14,000 steps, then --resume --steps 20000 --rd-steps 20000 (lr back to 3e-4, drop at
+# 18,000); the automobile 12,000 steps in one piece.
+cifar airplane --init-from models/airplane --channels 128 --batch-size 32 \
+  --steps 14000 --rd-steps 14000 --lr 3e-4 --output runs/v1w/airplane128 &
+cifar automobile --init-from models/automobile --channels 128 --batch-size 32 \
+  --steps 12000 --rd-steps 12000 --lr 3e-4 --output runs/v1w/automobile128 &
+wait
+cifar airplane --resume --output runs/v1w/airplane128 --steps 20000 --rd-steps 20000
+# Their realism add-ons (texture term in Y/Cb/Cr since a762ee5).
+cifar airplane --init-from runs/v1w/airplane128 --realism-phase --realism-levels 3 --beta 2 \
+  --texture 4 --lr 1e-3 --steps 3000 --output runs/realism/airplane128_v2 &
+cifar automobile --init-from runs/v1w/automobile128 --realism-phase --realism-levels 3 \
+  --beta 2 --texture 4 --lr 1e-3 --steps 3000 --output runs/realism/automobile128_v1 &
+wait
