@@ -18,7 +18,8 @@ from PIL import Image
 
 from gancomp.coding import container
 from gancomp.runtime.codec import Codec
-from gancomp.training.trainer import Trainer, TrainSettings
+from gancomp.training.trainer import Trainer
+from helpers import tiny_train_settings
 
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 
@@ -30,18 +31,16 @@ def trained(tmp_path_factory, data_dir_module):
     data.mkdir()
     for f in data_dir_module.glob("flower_*.jpg"):
         shutil.copy(f, data / f.name)
-    s = TrainSettings(
+    s = tiny_train_settings(
+        data,
+        tmp / "models" / "hp-test",
         category="hp-test",
-        data=str(data),
-        output=str(tmp / "models" / "hp-test"),
         steps=400,
         rd_steps=400,
         batch_size=4,
         patch_size=64,
         lr=1e-3,
-        checkpoint_every=1000,
         entropy_model="hyperprior",
-        progress=False,
         extra={
             "config": {
                 "num_down": 3,
@@ -118,15 +117,14 @@ def test_exported_model_decodes_what_it_encodes(trained, data_dir_module):
 def test_init_from_a_factorized_model_keeps_its_transforms(tmp_path, trained, data_dir_module):
     """--init-from a hyperprior folder restores every weight, integer layers included."""
     trainer, folder = trained
-    s = TrainSettings(
+    s = tiny_train_settings(
+        data_dir_module,
+        tmp_path / "copy",
         category="hp-copy",
-        data=str(data_dir_module),
-        output=str(tmp_path / "copy"),
         steps=1,
-        batch_size=2,
+        rd_steps=None,
         patch_size=64,
         init_from=str(folder),
-        progress=False,
     )
     copy = Trainer(s)
     for a, b in zip(trainer.model.transform_weights(), copy.model.transform_weights()):
@@ -147,15 +145,18 @@ def test_freeze_transforms_trains_only_the_hyperprior(tmp_path, trained, data_di
     out = tmp_path / "frozen"
     settings = dict(
         category="hp-frozen",
-        data=str(data_dir_module),
-        output=str(out),
-        batch_size=2,
         patch_size=64,
         rd_steps=0,  # the GAN phase would train G: frozen runs have none
-        progress=False,
     )
     first = Trainer(
-        TrainSettings(**settings, steps=6, init_from=str(folder), freeze_transforms=True)
+        tiny_train_settings(
+            data_dir_module,
+            out,
+            **settings,
+            steps=6,
+            init_from=str(folder),
+            freeze_transforms=True,
+        )
     )
     frozen = {v.path: v.numpy().copy() for v in first.model.transform_weights()}
     first.run()
@@ -163,7 +164,7 @@ def test_freeze_transforms_trains_only_the_hyperprior(tmp_path, trained, data_di
     for v in first.model.transform_weights():
         same = np.array_equal(v.numpy(), frozen[v.path])
         assert same != (v.path in hyper), v.path
-    resumed = Trainer(TrainSettings(**settings, steps=8, resume=True))
+    resumed = Trainer(tiny_train_settings(data_dir_module, out, **settings, steps=8, resume=True))
     assert resumed.s.freeze_transforms
     resumed.run()
     before = {v.path: v.numpy() for v in first.model.transform_weights()}
@@ -175,15 +176,14 @@ def test_freeze_transforms_trains_only_the_hyperprior(tmp_path, trained, data_di
 def test_freeze_transforms_needs_a_hyperprior(tmp_path, data_dir_module):
     from gancomp.errors import InputError
 
-    s = TrainSettings(
+    s = tiny_train_settings(
+        data_dir_module,
+        tmp_path / "f",
         category="f",
-        data=str(data_dir_module),
-        output=str(tmp_path / "f"),
         steps=1,
-        batch_size=2,
+        rd_steps=None,
         patch_size=64,
         freeze_transforms=True,
-        progress=False,
         extra={"config": {"num_down": 3, "channels": 8, "latent_channels": 8}},
     )
     with pytest.raises(InputError, match="hyperprior"):
@@ -202,17 +202,16 @@ def test_init_from_a_factorized_folder_gives_a_fresh_hyperprior_todays_settings(
 
     source = Path(__file__).parent / "data" / "tiny_models" / "flower"
     assert "index_bias_scale" not in json.loads((source / "config.json").read_text())
-    s = TrainSettings(
+    s = tiny_train_settings(
+        data_dir_module,
+        tmp_path / "hp",
         category="flower",
-        data=str(data_dir_module),
-        output=str(tmp_path / "hp"),
         steps=1,
-        batch_size=2,
+        rd_steps=None,
         patch_size=64,
         init_from=str(source),
         entropy_model="hyperprior",
         hyper_channels=8,
-        progress=False,
     )
     cfg = Trainer(s).cfg
     assert cfg.index_bias_scale == ModelConfig(category="x").index_bias_scale > 1

@@ -21,7 +21,7 @@ from PIL import Image
 from gancomp.cli import main
 from gancomp.errors import InputError, Interrupted
 from gancomp.training.data import load_folder
-from helpers import run_cli, run_cli_without_tensorflow
+from helpers import run_cli, run_cli_without_tensorflow, tiny_train_settings
 
 TINY = ["--channels", "8", "--latent-channels", "8", "--batch-size", "4", "--patch-size", "16"]
 
@@ -212,18 +212,22 @@ def test_train_without_the_train_extra_says_how_to_install_it(tmp_path, data_dir
 
 
 def _tiny_settings(data, out, **kw):
-    from gancomp.training.trainer import TrainSettings
-
-    return TrainSettings(
-        category="ship",
-        data=str(data),
-        output=str(out),
-        batch_size=4,
-        channels=8,
-        latent_channels=8,
-        checkpoint_every=100,
-        progress=False,
-        **kw,
+    """A tiny 8-channel run; steps, rd_steps and patch size stay unset (TrainSettings'
+    defaults), so that --resume keeps the run's own."""
+    return tiny_train_settings(
+        data,
+        out,
+        **{
+            "category": "ship",
+            "steps": None,
+            "rd_steps": None,
+            "patch_size": None,
+            "batch_size": 4,
+            "channels": 8,
+            "latent_channels": 8,
+            "checkpoint_every": 100,
+            **kw,
+        },
     )
 
 

@@ -24,7 +24,7 @@ from gancomp.cli import main
 from gancomp.errors import InputError
 from gancomp.training import data as data_mod
 from gancomp.training.data import ImageSet, PatchSampler, load_cached, load_folder
-from helpers import run_cli
+from helpers import run_cli, tiny_train_settings
 
 #: A tiny hyperprior model: total stride 8, so 32 px patches.
 TINY = {
@@ -318,22 +318,19 @@ def test_mixed_precision_step_matches_float32(data_dir, entropy_model):
 
 
 def _settings(tmp_path, data, **kw):
-    from gancomp.training.trainer import TrainSettings
-
-    base = {
-        "category": "t",
-        "data": str(data),
-        "output": str(tmp_path / "models" / "t"),
-        "steps": 2,
-        "rd_steps": 2,
-        "batch_size": 2,
-        "patch_size": 32,
-        "entropy_model": "hyperprior",
-        "checkpoint_every": 100,
-        "progress": False,
-        "extra": {"config": dict(TINY)},
-    }
-    return TrainSettings(**{**base, **kw})
+    return tiny_train_settings(
+        data,
+        tmp_path / "models" / "t",
+        **{
+            "category": "t",
+            "steps": 2,
+            "rd_steps": 2,
+            "entropy_model": "hyperprior",
+            "checkpoint_every": 100,
+            "extra": {"config": dict(TINY)},
+            **kw,
+        },
+    )
 
 
 def _checkpoint(tmp_path):

@@ -21,7 +21,7 @@ from gancomp.coding.entropy import finish, new_encoder
 from gancomp.errors import GancompError
 from gancomp.runtime.codec import Codec
 from gancomp.runtime.models import read_model_folder, write_model_folder
-from helpers import build_keras_model, tiny_model_config, write_keras_model
+from helpers import build_keras_model, tiny_model_config, tiny_train_settings, write_keras_model
 
 DATA = Path(__file__).parent / "data"
 TINY = DATA / "tiny_models"
@@ -203,27 +203,22 @@ def test_keras_and_numpy_agree_on_z_with_a_z_gain(tmp_path):
 
 
 def _settings(tmp_path: Path, **kw):
-    from gancomp.training.trainer import TrainSettings
-
     data = tmp_path / "imgs"
     if not data.exists():
         data.mkdir(parents=True)
         for f in DATA.glob("flower_*.jpg"):
             shutil.copy(f, data / f.name)
-    base = dict(
-        category="hp-flower",
-        data=str(data),
-        output=str(tmp_path / "out" / "hp-flower"),
-        steps=3,
-        rd_steps=3,
-        batch_size=2,
-        patch_size=64,
-        lr=1e-2,
-        checkpoint_every=1000,
-        init_from=str(TINY / "hp-flower"),
-        progress=False,
+    return tiny_train_settings(
+        data,
+        tmp_path / "out" / "hp-flower",
+        **{
+            "category": "hp-flower",
+            "patch_size": 64,
+            "lr": 1e-2,
+            "init_from": str(TINY / "hp-flower"),
+            **kw,
+        },
     )
-    return TrainSettings(**{**base, **kw})
 
 
 @pytest.mark.slow
