@@ -17,10 +17,11 @@ one of the latent-conditioned discriminator; FM the L1 distance between the
 discriminator's hidden activations on the original and on the reconstruction
 (pix2pixHD's feature matching: a perceptual term with no downloaded network); TEX
 (:func:`texture_distance`) the gap in local high-frequency energy, per luma and chroma
-channel, between xr and the original, relative to x0's gap (1 = as blurred as the fidelity decoder, 0 = detail as
-strong as the original's, wherever it sits). The discriminator learns from
-reconstructions at every r; its accuracy on originals and on reconstructions is logged
-(``d_acc_real``, ``d_acc_fake``) to show whether it learns at all.
+channel, between xr and the original, relative to x0's gap (1 = as blurred as the
+fidelity decoder, 0 = detail as strong as the original's, wherever it sits). The
+discriminator learns from reconstructions at every r; its accuracy on originals and on
+reconstructions is logged (``d_acc_real``, ``d_acc_fake``) to show whether it learns at
+all.
 
 The exported folder is the source model's ``config.json``, ``weights.npz`` and
 ``tables.npz`` (and ``density.npz`` when it has one) byte for byte (kept in
