@@ -142,19 +142,24 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
     assert meta["realism"]["training"]["realism_phase"] is True
 
 
+def texture_gap(a, b) -> float:
+    """texture_distance of two single images, as the realism step computes it."""
+    from gancomp.training.realism import texture_distance, texture_energy
+
+    return float(texture_distance(texture_energy(a), texture_energy(b))[0])
+
+
 def test_texture_distance_sees_lost_detail_not_its_place():
     """0 for the image itself; a blurred copy is far; the same detail shifted is near."""
     import tensorflow as tf
-
-    from gancomp.training.realism import texture_distance
 
     rng = np.random.default_rng(0)
     x = rng.random((1, 32, 32, 3)).astype(np.float32)
     blurred = tf.nn.avg_pool2d(x, 3, 1, "SAME")
     shifted = np.roll(x, 1, axis=2)
-    same = float(texture_distance(x, x)[0])
-    far = float(texture_distance(x, blurred)[0])
-    near = float(texture_distance(x, shifted)[0])
+    same = texture_gap(x, x)
+    far = texture_gap(x, blurred)
+    near = texture_gap(x, shifted)
     assert same < 0.01
     # A 1-pixel shift moves an eighth of each 8-pixel window's detail: near, not 0 (19.6x).
     assert far > 12 * max(near, 0.05), (far, near)
@@ -165,15 +170,13 @@ def test_texture_distance_sees_lost_detail_not_its_place():
 def test_texture_distance_sees_colour_speckle():
     """Detail of the original's strength in every RGB channel is far when it is chroma noise
     on a grey image (RGB channels disagree) and near when it is luma noise (they agree)."""
-    from gancomp.training.realism import texture_distance
-
     rng = np.random.default_rng(1)
     noise = rng.normal(0, 0.05, (1, 32, 32, 1)).astype(np.float32)
     grey = 0.5 + np.repeat(noise, 3, axis=3)  # luma detail only
     luma_other = 0.5 + np.repeat(rng.normal(0, 0.05, (1, 32, 32, 1)), 3, 3).astype(np.float32)
     speckle = 0.5 + rng.normal(0, 0.05, (1, 32, 32, 3)).astype(np.float32)
-    near = float(texture_distance(grey, luma_other)[0])
-    far = float(texture_distance(grey, speckle)[0])
+    near = texture_gap(grey, luma_other)
+    far = texture_gap(grey, speckle)
     assert far > 3 * near, (far, near)
 
 

@@ -162,10 +162,9 @@ _YCBCR = np.array(
 )
 
 
-def texture_distance(x, x_hat, window: int = TEXTURE_WINDOW):
-    """Per example: mean L1 distance (0-255 units) between the local RMS of the high
-    frequencies of ``x`` and ``x_hat`` (NHWC RGB, 0-1), over windows of ``window`` pixels,
-    in Y, Cb and Cr.
+def texture_energy(im, window: int = TEXTURE_WINDOW):
+    """Local RMS (0-255 units) of the high frequencies of ``im`` (NHWC RGB, 0-1) in Y, Cb
+    and Cr, over windows of ``window`` pixels: shape (N, H / window, W / window, 3).
 
     High frequencies are the image minus its 3x3 box blur; their RMS per window and
     channel is a texture energy that ignores where exactly the detail sits. Matched per
@@ -173,15 +172,18 @@ def texture_distance(x, x_hat, window: int = TEXTURE_WINDOW):
     per luma and chroma channel, chroma noise is a distance of its own.
     """
     tf = _import_tf()
-    to_ycbcr = tf.constant(_YCBCR.T)
+    im = tf.tensordot(im, tf.constant(_YCBCR.T), axes=1)
+    high = im - tf.nn.avg_pool2d(im, 3, 1, "SAME")
+    power = tf.nn.avg_pool2d(tf.square(high * 255.0), window, window, "SAME")
+    return tf.sqrt(power + 1e-4)
 
-    def energy(im):
-        im = tf.tensordot(im, to_ycbcr, axes=1)
-        high = im - tf.nn.avg_pool2d(im, 3, 1, "SAME")
-        power = tf.nn.avg_pool2d(tf.square(high * 255.0), window, window, "SAME")
-        return tf.sqrt(power + 1e-4)
 
-    return tf.reduce_mean(tf.abs(energy(x_hat) - tf.stop_gradient(energy(x))), axis=[1, 2, 3])
+def texture_distance(energy, energy_hat):
+    """Per example: mean L1 distance between two :func:`texture_energy` maps, the
+    original's first (no gradient flows into it). The step computes the original's map
+    once and compares both decodes with it."""
+    tf = _import_tf()
+    return tf.reduce_mean(tf.abs(energy_hat - tf.stop_gradient(energy)), axis=[1, 2, 3])
 
 
 def build_step(trainer):
@@ -223,7 +225,8 @@ def build_step(trainer):
         latent = tf.stop_gradient(coded["latent"])
         x_fidelity = tf.cast(model.generator(latent), tf.float32)
         mse_fidelity = tf.reduce_mean(tf.square((x_fidelity - x) * 255.0), axis=[1, 2, 3])
-        tex_fidelity = texture_distance(x, x_fidelity)
+        energy_x = texture_energy(x)
+        tex_fidelity = texture_distance(energy_x, texture_energy(x_fidelity))
         with tf.GradientTape() as tape:
             r_level = r * level_scale(model, levels)  # what the decoder runs at
             x_hat = tf.cast(model.generator(latent, realism=r_level), tf.float32)
@@ -242,7 +245,7 @@ def build_step(trainer):
                     for f, g in zip(fake_features, real_features)
                 ]
             ) / len(fake_features)
-            tex = texture_distance(x, x_hat) / (tex_fidelity + 1e-3)
+            tex = texture_distance(energy_x, texture_energy(x_hat)) / (tex_fidelity + 1e-3)
             per = db_cost + r * (s.beta * g_adv + s.feature_matching * fm + s.texture * tex)
             loss = mean(per)
         grads = tape.gradient(loss, trainer.g_vars)
