@@ -105,6 +105,19 @@ SCALE_TAIL_MASS = 2.0**-18
 SCALE_MIN_HALF_RANGE = 3
 
 
+def scale_half_range(scale: float) -> int:
+    """Largest |value| the table of a zero-mean Gaussian of ``scale`` codes without an
+    escape: where no more than SCALE_TAIL_MASS lies beyond, at least SCALE_MIN_HALF_RANGE."""
+    from math import erfc, sqrt
+
+    half = SCALE_MIN_HALF_RANGE
+    while (
+        half < MAX_HALF_RANGE and 0.5 * erfc((half + 0.5) / (scale * sqrt(2.0))) > SCALE_TAIL_MASS
+    ):
+        half += 1
+    return half
+
+
 def gaussian_scale_tables(scales: np.ndarray) -> EntropyTables:
     """One row per scale: a zero-mean Gaussian integrated over each integer's unit bin,
     cut where SCALE_TAIL_MASS remains per side (escapes beyond), at least +-3 wide.
@@ -117,9 +130,7 @@ def gaussian_scale_tables(scales: np.ndarray) -> EntropyTables:
         def mass_beyond(v: float, s: float = float(s)) -> float:  # P(Y > v)
             return 0.5 * erfc(v / (s * sqrt(2.0)))
 
-        half = SCALE_MIN_HALF_RANGE
-        while half < MAX_HALF_RANGE and mass_beyond(half + 0.5) > SCALE_TAIL_MASS:
-            half += 1
+        half = scale_half_range(float(s))
         v = np.arange(-half, half + 1)
         core = np.array([mass_beyond(abs(x) - 0.5) - mass_beyond(abs(x) + 0.5) for x in v])
         tail = max(mass_beyond(half + 0.5), 1e-12)
@@ -398,9 +409,13 @@ def _chunk_model(take: int, tight: bool):
     return _UNIFORM_BITS[take] if tight else _UNIFORM_CHUNK
 
 
+#: Bits of an escape's length prefix (k in 1..33, uniform over 34 values).
+ESCAPE_PREFIX_BITS = float(np.log2(34))
+
+
 def _gamma_bits(d: int, tight: bool) -> float:
     k = int(d + 1).bit_length()
-    return float(np.log2(34)) + (k - 1 if tight else _CHUNK_BITS * -(-(k - 1) // _CHUNK_BITS))
+    return ESCAPE_PREFIX_BITS + (k - 1 if tight else _CHUNK_BITS * -(-(k - 1) // _CHUNK_BITS))
 
 
 def _encode_gamma(enc, d: int, tight: bool = False) -> None:

@@ -17,9 +17,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gancomp.coding import entropy
 from gancomp.coding import hyperprior_spec as spec
 
 LIKELIHOOD_BOUND = 2.0**-20  # = 1 / 2**entropy.SCALE_PRECISION
+
+#: Per scale index: the largest |residual| its frozen table codes without an escape.
+_HALF_RANGES = tf.constant([entropy.scale_half_range(s) for s in spec.scale_table()], tf.float32)
 
 # Scales start near 2 (index 24), about where a trained latent's spread lies.
 INITIAL_INDEX = 24.0
@@ -134,15 +138,29 @@ class IntegerConv(keras.layers.Layer):
         return tf.clip_by_value(q, 0.0, float(self.out_max))
 
 
-def gaussian_likelihood(v, scale):
-    """P(v - 1/2 < Y < v + 1/2) for Y ~ N(0, scale), evaluated in the accurate tail."""
+def coded_likelihood(v, index):
+    """What the frozen scale table of ``index`` charges the residual ``v``, as a probability.
+
+    Within the table's range: P(v - 1/2 < Y < v + 1/2) for Y ~ N(0, scale), evaluated in
+    the accurate tail and bounded below by the smallest probability a table can give a bin.
+    Beyond it the coder writes an escape: the tail bin, then an Elias-gamma code of the
+    distance (:data:`~gancomp.coding.entropy.ESCAPE_PREFIX_BITS` plus floor(log2(d + 1))
+    bits). Charging that, rather than a bounded bin, keeps the loss's rate the file's rate,
+    and lets the tail's mass pull the scale of an escaping element up.
+    """
+    scale = scale_of_index(index)
     v = tf.abs(v)
     inv = 1.0 / (scale * np.sqrt(2.0))
     upper = 0.5 * tf.math.erfc((v - 0.5) * inv)
     lower = 0.5 * tf.math.erfc((v + 0.5) * inv)
-    # Bounded below by the smallest probability a frozen scale table can give a bin, so the
-    # loss charges a far outlier what the coder charges it, not an unbounded amount.
-    return tf.maximum(upper - lower, LIKELIHOOD_BOUND)
+    in_range = tf.maximum(upper - lower, LIKELIHOOD_BOUND)
+    half = tf.gather(_HALF_RANGES, tf.cast(tf.round(index), tf.int32))
+    tail = tf.maximum(0.5 * tf.math.erfc((half + 0.5) * inv), LIKELIHOOD_BOUND)
+    distance = tf.maximum(v - half - 1.0, 0.0)
+    log2_distance = tf.math.log(distance + 1.0) / np.log(2.0)
+    gamma_bits = entropy.ESCAPE_PREFIX_BITS + _ste(log2_distance, tf.floor(log2_distance))
+    escaped = tail * tf.exp(-np.log(2.0) * gamma_bits)
+    return tf.where(v >= half + 0.5, escaped, in_range)
 
 
 def scale_of_index(index):

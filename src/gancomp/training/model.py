@@ -575,7 +575,7 @@ class GANModel(keras.Model):
             noisy, y_hat = _quantize(y, training)
             likelihoods = {"y": self.density.likelihood(noisy, levels)}
         else:
-            from gancomp.training.hyperprior import gaussian_likelihood, scale_of_index
+            from gancomp.training.hyperprior import coded_likelihood
 
             z_noisy, z_hat = _quantize(self.hyper_latent(y, levels), training)
             mean, index = _float32(self.h_s_mean(z_hat)), self.h_s_scale(z_hat)
@@ -584,7 +584,7 @@ class GANModel(keras.Model):
             residual_noisy, residual_hat = _quantize(y - mean, training)
             y_hat = mean + residual_hat
             likelihoods = {
-                "y": gaussian_likelihood(residual_noisy, scale_of_index(index)),
+                "y": coded_likelihood(residual_noisy, index),
                 "z": self.density.likelihood(z_noisy, levels),
             }
         _, ig = self.gains(levels)

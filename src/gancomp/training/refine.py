@@ -253,7 +253,7 @@ class _Problem:
         h, w = tf.shape(y)[1], tf.shape(y)[2]
         height, width = tf.shape(x)[1], tf.shape(x)[2]
         if self.hyperprior:
-            from gancomp.training.hyperprior import gaussian_likelihood, scale_of_index
+            from gancomp.training.hyperprior import coded_likelihood
 
             z_soft = soft_round(z, tau, noise_z)
             mean = model.h_s_mean(z_soft)[:, :h, :w]
@@ -261,7 +261,7 @@ class _Problem:
             # The file codes round(y - mean): relax that, around the mean.
             residual = soft_round(y - mean, tau, noise_y)
             y_soft = mean + residual
-            likelihood = gaussian_likelihood(residual, scale_of_index(index))
+            likelihood = coded_likelihood(residual, index)
             bits = -tf.reduce_sum(tf.math.log(likelihood), axis=[1, 2, 3]) / np.log(2.0)
             bits += table_bits(z_soft, table, lo)
         else:
