@@ -75,3 +75,17 @@ cifar airplane --init-from runs/v1w/airplane128 --realism-phase --realism-levels
 cifar automobile --init-from runs/v1w/automobile128 --realism-phase --realism-levels 3 \
   --beta 2 --texture 4 --lr 1e-3 --steps 3000 --output runs/realism/automobile128_v1 &
 wait
+
+# 2026-12-01, late night (float32, one core each): the automobile model 6,000 more steps
+# (lr back to 3e-4, drop at 16,200) and the flower model 6,000 more (resumed from its
+# 13,000-step checkpoint with its Adam state; first as --steps 20000, stopped at 13,714
+# and continued as --steps 19000 so that the lr drop, at 17,100, fitted the session).
+cifar automobile --resume --output runs/v1w/automobile128 --steps 18000 --rd-steps 18000 &
+flower --resume --output runs/v1f/flower3 --steps 19000 &
+wait
+# Their realism add-ons.
+cifar automobile --init-from runs/v1w/automobile128 --realism-phase --realism-levels 3 \
+  --beta 2 --texture 4 --lr 1e-3 --steps 3000 --output runs/realism/automobile128_v2 &
+flower --init-from runs/v1f/flower3 --realism-phase --realism-levels 3 --beta 2 --texture 4 \
+  --lr 1e-3 --steps 3000 --batch-size 8 --patch-size 64 --output runs/realism/flower_v2 &
+wait
