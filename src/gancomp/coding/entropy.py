@@ -105,15 +105,18 @@ SCALE_TAIL_MASS = 2.0**-18
 SCALE_MIN_HALF_RANGE = 3
 
 
+def _gaussian_mass_beyond(v: float, scale: float) -> float:
+    """P(Y > v) for a zero-mean Gaussian Y of ``scale``, in float64."""
+    from math import erfc, sqrt
+
+    return 0.5 * erfc(v / (scale * sqrt(2.0)))
+
+
 def scale_half_range(scale: float) -> int:
     """Largest |value| the table of a zero-mean Gaussian of ``scale`` codes without an
     escape: where no more than SCALE_TAIL_MASS lies beyond, at least SCALE_MIN_HALF_RANGE."""
-    from math import erfc, sqrt
-
     half = SCALE_MIN_HALF_RANGE
-    while (
-        half < MAX_HALF_RANGE and 0.5 * erfc((half + 0.5) / (scale * sqrt(2.0))) > SCALE_TAIL_MASS
-    ):
+    while half < MAX_HALF_RANGE and _gaussian_mass_beyond(half + 0.5, scale) > SCALE_TAIL_MASS:
         half += 1
     return half
 
@@ -122,18 +125,17 @@ def gaussian_scale_tables(scales: np.ndarray) -> EntropyTables:
     """One row per scale: a zero-mean Gaussian integrated over each integer's unit bin,
     cut where SCALE_TAIL_MASS remains per side (escapes beyond), at least +-3 wide.
     Computed once, at export, in float64; stored as integers."""
-    from math import erfc, sqrt
-
     offsets, lengths, rows = [], [], []
-    for s in scales:
-
-        def mass_beyond(v: float, s: float = float(s)) -> float:  # P(Y > v)
-            return 0.5 * erfc(v / (s * sqrt(2.0)))
-
-        half = scale_half_range(float(s))
+    for s in map(float, scales):
+        half = scale_half_range(s)
         v = np.arange(-half, half + 1)
-        core = np.array([mass_beyond(abs(x) - 0.5) - mass_beyond(abs(x) + 0.5) for x in v])
-        tail = max(mass_beyond(half + 0.5), 1e-12)
+        core = np.array(
+            [
+                _gaussian_mass_beyond(abs(x) - 0.5, s) - _gaussian_mass_beyond(abs(x) + 0.5, s)
+                for x in v
+            ]
+        )
+        tail = max(_gaussian_mass_beyond(half + 0.5, s), 1e-12)
         rows.append(quantize_pmf(np.concatenate([[tail], core, [tail]]), SCALE_PRECISION))
         offsets.append(-half)
         lengths.append(len(v) + 2)
