@@ -142,6 +142,43 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
     assert meta["realism"]["training"]["realism_phase"] is True
 
 
+@pytest.mark.slow
+def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, images, models_dir):
+    src = models_dir / "airplane"
+    out = tmp_path / "models" / "airplane"
+    args = ["train", "-c", "airplane", "--data", images, "--val-data", images, "-o", out]
+    args += ["--batch-size", "4", "--checkpoint-every", "2", "--val-limit", "2"]
+    r = _cli(*args, "--init-from", src, "--realism-phase", "--steps", "3", "--whole-image", "2")
+    assert r.exit_code == 0, r.output
+    # Its accuracy (originals and reconstructions) is logged with the patch discriminator's.
+    line = re.search(r"^step 3/3 .* d_acc real [\d.]+ fake [\d.]+ whole ([\d.]+)", r.output, re.M)
+    assert line and 0.0 <= float(line.group(1)) <= 1.0, r.output
+    assert (
+        json.loads((out / "metadata.json").read_text())["realism"]["training"]["whole_image"] == 2.0
+    )
+    ckpt = tmp_path / "models" / "airplane.ckpt"
+    assert json.loads((ckpt / "train.json").read_text())["whole_image"] == 2.0
+    # --resume keeps the critic (its weights are in the checkpoint) and its weight.
+    r = _cli(*args, "--steps", "4", "--resume")
+    assert r.exit_code == 0, r.output
+    assert re.search(r"^step 4/4 .* whole [\d.]+", r.output, re.M), r.output
+
+
+def test_whole_image_logit_judges_any_size_and_sees_one_pixel():
+    from gancomp.training.model import Discriminator, ModelConfig
+
+    disc = Discriminator(ModelConfig(category="t", disc_channels=16), whole_image=True)
+    rng = np.random.default_rng(0)
+    for size in (32, 48):
+        x = rng.random((2, size, size, 3), dtype=np.float32)
+        assert tuple(disc.whole_logit(x).shape) == (2, 1)
+    # One changed pixel anywhere moves the logit.
+    x = np.full((1, 64, 64, 3), 0.5, np.float32)
+    y = x.copy()
+    y[0, 40, 9] = 1.0
+    assert abs(float(disc.whole_logit(y)[0, 0]) - float(disc.whole_logit(x)[0, 0])) > 1e-4
+
+
 def texture_gap(a, b) -> float:
     """texture_distance of two single images, as the realism step computes it."""
     from gancomp.training.realism import texture_distance, texture_energy

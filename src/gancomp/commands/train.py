@@ -166,6 +166,14 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "fidelity decoder's gap (detail as strong as the original's, wherever it sits).",
 )
 @click.option(
+    "--whole-image",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Realism phase: adversarial weight of an unconditional whole-image critic trained "
+    "with the patch discriminator (0: none).",
+)
+@click.option(
     "--realism-levels",
     type=click.IntRange(1),
     help="Realism phase: train on the lowest N quality levels only (default: all).",

@@ -386,7 +386,7 @@ class Discriminator(keras.layers.Layer):
     the same network then judges the image at ``disc_scales`` resolutions.
     """
 
-    def __init__(self, cfg: ModelConfig, **kwargs):
+    def __init__(self, cfg: ModelConfig, whole_image: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.scales = cfg.disc_scales
         self.stride = cfg.stride
@@ -403,6 +403,15 @@ class Discriminator(keras.layers.Layer):
                     Conv2D(1, 3, padding="same", name=f"s{s}_out", dtype=dt),
                 ]
             )
+        # The realism phase's unconditional whole-image critic (whole_logit), or None.
+        self.whole = None
+        if whole_image:
+            self.whole = [
+                Conv2D(c // 4, 3, padding="same", name="w_c0", dtype=dt),
+                Conv2D(c // 2, 3, strides=2, padding="same", name="w_c1", dtype=dt),
+                Conv2D(c, 3, strides=2, padding="same", name="w_c2", dtype=dt),
+            ]
+            self.whole_out = keras.layers.Dense(1, name="w_out", dtype="float32")
 
     def call(self, image, latent, features=False):
         """Logits (B, patches of every scale); with ``features`` also the hidden
@@ -426,6 +435,18 @@ class Discriminator(keras.layers.Layer):
         out = tf.cast(tf.concat(logits, axis=1), tf.float32)
         return (out, hidden) if features else out
 
+    def whole_logit(self, image):
+        """The whole-image critic's logit (B, 1), 1 = original: full-resolution 3x3
+        convolutions, then the global mean and maximum of the features. It sees no latent,
+        as a receiver judging an image does not; the maximum finds a local artefact
+        anywhere in the image, which the patch logits' mean dilutes."""
+        h = image * 2.0 - 1.0
+        for layer in self.whole:
+            h = tf.nn.leaky_relu(layer(h), 0.2)
+        h = tf.cast(h, tf.float32)
+        pooled = tf.concat([tf.reduce_mean(h, axis=[1, 2]), tf.reduce_max(h, axis=[1, 2])], -1)
+        return self.whole_out(pooled)
+
 
 class GANModel(keras.Model):
     """E, quantizer, entropy model, G and D of one category codec.
@@ -437,7 +458,12 @@ class GANModel(keras.Model):
     """
 
     def __init__(
-        self, cfg: ModelConfig, precision: str = "float32", realism_branches: int = 0, **kwargs
+        self,
+        cfg: ModelConfig,
+        precision: str = "float32",
+        realism_branches: int = 0,
+        whole_image_critic: bool = False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if precision not in PRECISIONS:
@@ -473,7 +499,9 @@ class GANModel(keras.Model):
             self.density = FactorizedDensity(cfg, channels=cfg.hyper_channels, name="density")
         else:
             self.density = FactorizedDensity(cfg, name="density")
-        self.discriminator = Discriminator(cfg, name="discriminator", dtype=transform)
+        self.discriminator = Discriminator(
+            cfg, whole_image=whole_image_critic, name="discriminator", dtype=transform
+        )
         m, n = cfg.latent_channels, cfg.levels
         # Gains start spread over a factor of 8 so levels begin at distinct rates.
         init = np.geomspace(0.5, 4.0, n).astype(np.float32)

@@ -7,7 +7,8 @@ rates, bitstreams and the model's fingerprint do not change and r = 0 is the fid
 decoder exactly. Per example, r ~ U[0, 1], x0 the fidelity decoder's reconstruction and
 xr the one at r:
 
-    loss = dB(xr) + r * (beta * adversarial + feature_matching * FM + texture * TEX)
+    loss = dB(xr) + r * (beta * adversarial + feature_matching * FM + texture * TEX
+                         + whole_image * WHOLE)
 
 dB(xr) = 10 log10(MSE(xr) / MSE(x0)) is the PSNR given up against the fidelity decoder:
 a cost in the same units at every level. (With the training loss lambda_l * MSE instead,
@@ -18,7 +19,11 @@ discriminator's hidden activations on the original and on the reconstruction
 (pix2pixHD's feature matching: a perceptual term with no downloaded network); TEX
 (:func:`texture_distance`) the gap in local high-frequency energy, per luma and chroma
 channel, between xr and the original, relative to x0's gap (1 = as blurred as the
-fidelity decoder, 0 = detail as strong as the original's, wherever it sits). The
+fidelity decoder, 0 = detail as strong as the original's, wherever it sits); WHOLE
+(``--whole-image``, default off) the non-saturating loss of an unconditional whole-image
+critic trained alongside (:meth:`~gancomp.training.model.Discriminator.whole_logit`): the
+patch discriminator sees the latent and averages its patches, so an artefact that is
+implausible in any image but rare per patch costs it little. The
 discriminator learns from reconstructions at every r; its accuracy on originals and on
 reconstructions is logged (``d_acc_real``, ``d_acc_fake``) to show whether it learns at
 all.
@@ -54,6 +59,7 @@ SETTINGS = (
     "feature_matching",
     "texture",
     "realism_levels",
+    "whole_image",
 )  # kept on --resume
 
 
@@ -196,6 +202,7 @@ def build_step(trainer):
         mask = np.arange(trainer.cfg.levels) < s.realism_levels
         model.realism_level_scale.assign(mask.astype(np.float32))
     disc = model.discriminator
+    whole = s.whole_image > 0
 
     def mean(v):
         return tf.nn.compute_average_loss(v, global_batch_size=gb)
@@ -207,12 +214,19 @@ def build_step(trainer):
             d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
                 tf.nn.softplus(fake), 1
             )
+            whole_acc = tf.zeros_like(d_loss)
+            if whole:
+                w_real, w_fake = disc.whole_logit(x)[:, 0], disc.whole_logit(x_hat)[:, 0]
+                d_loss += tf.nn.softplus(-w_real) + tf.nn.softplus(w_fake)
+                whole_acc = 0.5 * tf.cast(w_real > 0, tf.float32) + 0.5 * tf.cast(
+                    w_fake < 0, tf.float32
+                )
             loss = mean(d_loss)
         grads = tape.gradient(loss, trainer.d_vars)
         trainer.opt_d.apply_gradients(zip(grads, trainer.d_vars))
         acc_real = tf.reduce_mean(tf.cast(real > 0, tf.float32), 1)
         acc_fake = tf.reduce_mean(tf.cast(fake < 0, tf.float32), 1)
-        return d_loss, acc_real, acc_fake
+        return d_loss, acc_real, acc_fake, whole_acc
 
     def step_fn(x):
         b = tf.shape(x)[0]
@@ -235,7 +249,7 @@ def build_step(trainer):
                 tf.math.log(mse + 1e-3) - tf.math.log(mse_fidelity + 1e-3)
             )
             with tape.stop_recording():
-                d_loss, acc_real, acc_fake = d_update(x, tf.stop_gradient(x_hat), latent)
+                d_loss, acc_real, acc_fake, whole_acc = d_update(x, tf.stop_gradient(x_hat), latent)
                 _, real_features = disc(x, latent, features=True)
             fake, fake_features = disc(x_hat, latent, features=True)
             g_adv = tf.reduce_mean(tf.nn.softplus(-fake), 1)
@@ -246,7 +260,11 @@ def build_step(trainer):
                 ]
             ) / len(fake_features)
             tex = texture_distance(energy_x, texture_energy(x_hat)) / (tex_fidelity + 1e-3)
-            per = db_cost + r * (s.beta * g_adv + s.feature_matching * fm + s.texture * tex)
+            realism_terms = s.beta * g_adv + s.feature_matching * fm + s.texture * tex
+            if whole:
+                g_whole = tf.nn.softplus(-disc.whole_logit(x_hat)[:, 0])
+                realism_terms += s.whole_image * g_whole
+            per = db_cost + r * realism_terms
             loss = mean(per)
         grads = tape.gradient(loss, trainer.g_vars)
         trainer.opt_g.apply_gradients(zip(grads, trainer.g_vars))
@@ -261,6 +279,7 @@ def build_step(trainer):
             "tex": mean(tex),
             "d_acc_real": mean(acc_real),
             "d_acc_fake": mean(acc_fake),
+            **({"whole_acc": mean(whole_acc)} if whole else {}),
         }
 
     replica_step = tf.function(step_fn, jit_compile=True) if s.jit else step_fn

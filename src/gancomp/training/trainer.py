@@ -99,6 +99,8 @@ class TrainSettings:
     realism_branches: int | None = None  # default 2 (at most num_down)
     feature_matching: float = 1.0  # weight of the discriminator's feature matching
     texture: float = 1.0  # weight of the realism phase's texture-energy term
+    # Realism phase: adversarial weight of the unconditional whole-image critic (0: none).
+    whole_image: float = 0.0
     realism_levels: int | None = None  # the realism phase trains on the lowest N levels
     strategy: str = "default"
     val_limit: int = 100
@@ -375,6 +377,7 @@ class Trainer:
                 self.cfg,
                 precision=s.precision,
                 realism_branches=s.realism_branches if s.realism_phase else 0,
+                whole_image_critic=s.realism_phase and s.whole_image > 0,
                 name="gancodec",
             )
             self.model.build_all()
@@ -855,6 +858,7 @@ def _realism_stats(stats: dict) -> str:
     return (
         f" db {stats['db_cost']:.2f} fm {stats['fm']:.3f} tex {stats['tex']:.2f}"
         f" d_acc real {stats['d_acc_real']:.2f} fake {stats['d_acc_fake']:.2f}"
+        + (f" whole {stats['whole_acc']:.2f}" if "whole_acc" in stats else "")
     )
 
 
