@@ -158,10 +158,20 @@ def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, image
     )
     ckpt = tmp_path / "models" / "airplane.ckpt"
     assert json.loads((ckpt / "train.json").read_text())["whole_image"] == 2.0
-    # --resume keeps the critic (its weights are in the checkpoint) and its weight.
+
+    def critic_weights():
+        with np.load(ckpt / "checkpoint.npz") as z:
+            return {k: z[k] for k in z.files if "discriminator/w_" in k}
+
+    before = critic_weights()
+    assert len(before) == 8, sorted(before)  # three convolutions and the dense layer
+    # --resume keeps the critic and its weight, and trains it.
     r = _cli(*args, "--steps", "4", "--resume")
     assert r.exit_code == 0, r.output
     assert re.search(r"^step 4/4 .* whole [\d.]+", r.output, re.M), r.output
+    after = critic_weights()
+    assert after.keys() == before.keys()
+    assert all(not np.array_equal(after[k], before[k]) for k in before if "kernel" in k)
 
 
 def test_whole_image_logit_judges_any_size_and_sees_one_pixel():

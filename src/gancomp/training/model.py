@@ -440,6 +440,10 @@ class Discriminator(keras.layers.Layer):
         convolutions, then the global mean and maximum of the features. It sees no latent,
         as a receiver judging an image does not; the maximum finds a local artefact
         anywhere in the image, which the patch logits' mean dilutes."""
+        with keras.name_scope(self.name):  # its variables under the discriminator's path
+            return self._whole_logit(image)
+
+    def _whole_logit(self, image):
         h = image * 2.0 - 1.0
         for layer in self.whole:
             h = tf.nn.leaky_relu(layer(h), 0.2)
@@ -568,6 +572,8 @@ class GANModel(keras.Model):
         realism = tf.zeros([1]) if self.realism_branches else None
         out = self(x, lv, training=False, realism=realism)
         self.discriminator(out["x_hat"], out["latent"])
+        if self.discriminator.whole is not None:  # its variables must exist before training
+            self.discriminator.whole_logit(out["x_hat"])
 
     def gains(self, levels):
         g = tf.exp(tf.gather(self.log_gain, levels))[:, None, None, :]
