@@ -89,3 +89,11 @@ cifar automobile --init-from runs/v1w/automobile128 --realism-phase --realism-le
 flower --init-from runs/v1f/flower3 --realism-phase --realism-levels 3 --beta 2 --texture 4 \
   --lr 1e-3 --steps 3000 --batch-size 8 --patch-size 64 --output runs/realism/flower_v2 &
 wait
+
+# 2026-12-02, night (float32, one core): the automobile model 6,000 more steps again, for the
+# own-class margin (lr back to 3e-4, drop at 21,600), and its realism add-on with the
+# whole-image critic (texture weight halved).
+cifar automobile --resume --output runs/v1w/automobile128 --steps 24000 --rd-steps 24000
+cifar automobile --init-from runs/v1w/automobile128 --realism-phase --realism-levels 3 \
+  --beta 2 --texture 2 --whole-image 2 --lr 1e-3 --steps 2500 \
+  --output runs/realism/automobile128_v3
