@@ -97,3 +97,6 @@ cifar automobile --resume --output runs/v1w/automobile128 --steps 24000 --rd-ste
 cifar automobile --init-from runs/v1w/automobile128 --realism-phase --realism-levels 3 \
   --beta 2 --texture 2 --whole-image 2 --lr 1e-3 --steps 2500 \
   --output runs/realism/automobile128_v3
+# The airplane add-on with the same recipe (shipped).
+cifar airplane --init-from models/airplane --realism-phase --realism-levels 3 --beta 2 \
+  --texture 2 --whole-image 2 --lr 1e-3 --steps 2500 --output runs/realism/airplane128_v3
