@@ -202,7 +202,7 @@ def build_step(trainer):
         mask = np.arange(trainer.cfg.levels) < s.realism_levels
         model.realism_level_scale.assign(mask.astype(np.float32))
     disc = model.discriminator
-    whole = s.whole_image > 0
+    whole = disc.whole is not None  # built when --whole-image > 0 (Trainer)
 
     def mean(v):
         return tf.nn.compute_average_loss(v, global_batch_size=gb)
@@ -214,7 +214,7 @@ def build_step(trainer):
             d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
                 tf.nn.softplus(fake), 1
             )
-            whole_acc = tf.zeros_like(d_loss)
+            whole_acc = None
             if whole:
                 w_real, w_fake = disc.whole_logit(x)[:, 0], disc.whole_logit(x_hat)[:, 0]
                 d_loss += tf.nn.softplus(-w_real) + tf.nn.softplus(w_fake)
