@@ -295,4 +295,13 @@ def test_realism_branch_places():
     ]
     assert architecture.without_realism(ops) == architecture.synthesis(config)
     with pytest.raises(ValueError):
-        architecture.realism_synthesis(config, 4)  # no place after the RGB layer
+        architecture.realism_synthesis(config, 4)  # no feature branch after the RGB layer
+    # The pixel branch: after the RGB output, on 3 channels (+ r) back to 3.
+    ops = architecture.realism_synthesis(config, 1, pixel_branch=True)
+    assert [op.get("name", op["op"]) for op in ops[-3:]] == [
+        "deconv2",
+        "add_constant",
+        "realism_pixel",
+    ]
+    assert ops[-1]["body"][-1]["filters"] == 3
+    assert architecture.without_realism(ops) == architecture.synthesis(config)

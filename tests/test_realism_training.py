@@ -31,8 +31,11 @@ def images(tmp_path, data_dir):
     return folder
 
 
-@pytest.mark.parametrize("entropy_model", ["factorized", "hyperprior"])
-def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model):
+@pytest.mark.parametrize(
+    "entropy_model, pixel_branch",
+    [("factorized", False), ("hyperprior", False), ("factorized", True)],
+)
+def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model, pixel_branch):
     """The branches as Keras trains them and as the runtime runs them from the exported
     files: the same function of the latent at r = 0, 0.5 and 1."""
     import tensorflow as tf
@@ -41,9 +44,9 @@ def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model):
     from gancomp.runtime.realism import realism_files
 
     cfg = tiny_model_config(entropy_model, category="airplane", channels=8, latent_channels=8)
-    model = build_keras_model(cfg, seed=3, realism_branches=3)
+    model = build_keras_model(cfg, seed=3, realism_branches=3, realism_pixel_branch=pixel_branch)
     branch_vars = [w for layer in model.realism_layers() for w in layer.weights]
-    assert len(branch_vars) == 3 * 4
+    assert len(branch_vars) == 3 * 4 + (6 if pixel_branch else 0)
     rng = np.random.default_rng(0)
     for w in branch_vars:  # the last convolutions start at zero: give every weight a value
         w.assign(rng.normal(0, 0.2, w.shape).astype(np.float32))
@@ -53,7 +56,13 @@ def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model):
     # The model folder without the branches, which ship in the realism add-on.
     config_json, weights, fp = write_keras_model(model, folder, leave_out=branch_names)
     assert branch_names <= set(weights)  # the generator's weights include the branches
-    add_on = realism_files(json.loads(config_json), fp, 3, {k: weights[k] for k in branch_names})
+    add_on = realism_files(
+        json.loads(config_json),
+        fp,
+        3,
+        {k: weights[k] for k in branch_names},
+        pixel_branch=pixel_branch,
+    )
     for name, data in add_on.items():
         (folder / name).write_bytes(data)
 
@@ -144,11 +153,18 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
 
 @pytest.mark.slow
 def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, images, models_dir):
+    """--whole-image and --realism-pixel-branch: trained, shipped, kept on --resume."""
+    import gancomp
+
     src = models_dir / "airplane"
     out = tmp_path / "models" / "airplane"
     args = ["train", "-c", "airplane", "--data", images, "--val-data", images, "-o", out]
     args += ["--batch-size", "4", "--checkpoint-every", "2", "--val-limit", "2"]
-    r = _cli(*args, "--init-from", src, "--realism-phase", "--steps", "3", "--whole-image", "2")
+    r = _cli(
+        *args,
+        *("--init-from", src, "--realism-phase", "--steps", "3", "--whole-image", "2"),
+        "--realism-pixel-branch",
+    )
     assert r.exit_code == 0, r.output
     # Its accuracy (originals and reconstructions) is logged with the patch discriminator's.
     line = re.search(r"^step 3/3 .* d_acc real [\d.]+ fake [\d.]+ whole ([\d.]+)", r.output, re.M)
@@ -158,6 +174,12 @@ def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, image
     )
     ckpt = tmp_path / "models" / "airplane.ckpt"
     assert json.loads((ckpt / "train.json").read_text())["whole_image"] == 2.0
+    # The pixel branch ships in the add-on, after the RGB output.
+    description = json.loads((out / "realism.json").read_text())
+    assert description["pixel_branch"] is True
+    assert description["synthesis"][-1]["name"] == "realism_pixel"
+    with np.load(out / "realism.npz") as z:
+        assert np.abs(z["gancodec/generator/realism_pixel/c3/kernel"]).max() > 0  # trained
 
     def critic_weights():
         with np.load(ckpt / "checkpoint.npz") as z:
@@ -172,6 +194,10 @@ def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, image
     after = critic_weights()
     assert after.keys() == before.keys()
     assert all(not np.array_equal(after[k], before[k]) for k in before if "kernel" in k)
+    assert json.loads((out / "realism.json").read_text())["pixel_branch"] is True
+    data = gancomp.compress(images / "airplane_0.png", "airplane", 1, models_dir=out.parent)
+    plain = gancomp.decompress(data, out.parent)
+    assert np.abs(gancomp.decompress(data, out.parent, realism=1.0).astype(int) - plain).max() > 0
 
 
 def test_whole_image_logit_judges_any_size_and_sees_one_pixel():

@@ -133,13 +133,22 @@ def realism_branch_count_max(c: dict) -> int:
     return int(c["num_down"])
 
 
-def realism_synthesis(c: dict, branches: int) -> list[Op]:
+#: Width of the pixel-space realism branch (its input is only RGB plus r).
+PIXEL_BRANCH_WIDTH = 32
+
+
+def realism_synthesis(c: dict, branches: int, pixel_branch: bool = False) -> list[Op]:
     """G with ``branches`` realism branches: the first after the residual block (latent
-    resolution), the next ones after upsampling stages 0, 1, ... (finer textures).
+    resolution), the next ones after upsampling stages 0, 1, ... (finer textures); with
+    ``pixel_branch``, one more at full resolution after the RGB output.
 
     Each branch is x + r * body(concat(x, r)), the body two 3x3 convolutions (half
     width, then back to the stage's width); training zero-initialises the last one so a
-    new branch starts as the identity at every r.
+    new branch starts as the identity at every r. The pixel branch (``realism_pixel``)
+    has three 3x3 convolutions (PIXEL_BRANCH_WIDTH, PIXEL_BRANCH_WIDTH, 3): the feature
+    branches act only through the frozen last upsampling layer, which was trained to
+    give the blurred average, so detail and artefacts at single-pixel scale are out of
+    their reach; the pixel branch works on the image itself.
     """
     if not 1 <= branches <= realism_branch_count_max(c):
         raise ValueError(
@@ -164,6 +173,10 @@ def realism_synthesis(c: dict, branches: int) -> list[Op]:
         if at_stage and placed < branches:
             ops.append(branch(placed))
             placed += 1
+    if pixel_branch:
+        w = PIXEL_BRANCH_WIDTH
+        body = [_conv("c1", w, 3), _leaky(), _conv("c2", w, 3), _leaky(), _conv("c3", 3, 3)]
+        ops.append({"op": "realism_residual", "name": "realism_pixel", "body": body})
     return ops
 
 

@@ -174,6 +174,13 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "with the patch discriminator (0: none).",
 )
 @click.option(
+    "--realism-pixel-branch",
+    is_flag=True,
+    help="Realism phase: one more branch, in pixel space after the generator's RGB output "
+    "(three 3x3 convolutions at full resolution), for detail the feature branches cannot "
+    "reach through the frozen last layer.",
+)
+@click.option(
     "--realism-levels",
     type=click.IntRange(1),
     help="Realism phase: train on the lowest N quality levels only (default: all).",

@@ -4,7 +4,8 @@ A model folder may carry, beside its three fingerprinted files, a realism add-on
 
     realism.json   {"format": 1, "base_fingerprint": ..., "branches": N,
                     "synthesis": the generator's op list with its realism_residual ops,
-                    "level_scale": [s_1, ..., s_L] (optional, each in [0, 1])}
+                    "level_scale": [s_1, ..., s_L] (optional, each in [0, 1]),
+                    "pixel_branch": true (optional: a branch after the RGB output)}
     realism.npz    the branches' weights (gancodec/generator/realism<k>/...)
 
 Decoding level q with realism r in [0, 1] runs that generator (see
@@ -75,18 +76,22 @@ def realism_files(
     branches: int,
     weights: dict[str, np.ndarray],
     level_scale: Sequence[float] | None = None,
+    pixel_branch: bool = False,
 ) -> dict[str, bytes]:
     """The add-on's two files for a model (its config.json as a dict), branch weights
-    (full names, ``gancodec/generator/realism0/c1/kernel`` ...) and, optionally, the
-    per-level scale of r (one value in [0, 1] per level)."""
+    (full names, ``gancodec/generator/realism0/c1/kernel`` ...), optionally the per-level
+    scale of r (one value in [0, 1] per level), and whether the generator has the
+    pixel-space branch (:func:`gancomp.architecture.realism_synthesis`)."""
     from gancomp.runtime.models import weights_to_bytes
 
     description = {
         "format": REALISM_FORMAT,
         "base_fingerprint": base_fingerprint,
         "branches": int(branches),
-        "synthesis": architecture.realism_synthesis(config, branches),
+        "synthesis": architecture.realism_synthesis(config, branches, pixel_branch),
     }
+    if pixel_branch:  # informative: the runtime reads the op list
+        description["pixel_branch"] = True
     if level_scale is not None:
         description["level_scale"] = _checked_level_scale(level_scale, int(config["levels"]))
     bad = [k for k in weights if not k.startswith(f"{GENERATOR_PREFIX}/realism")]

@@ -467,6 +467,7 @@ class GANModel(keras.Model):
         precision: str = "float32",
         realism_branches: int = 0,
         whole_image_critic: bool = False,
+        realism_pixel_branch: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -483,8 +484,9 @@ class GANModel(keras.Model):
         # Realism branches (the realism phase) are not part of the model's architecture
         # description: they ship in a file of their own (gancomp.runtime.realism).
         self.realism_branches = realism_branches
+        self.realism_pixel_branch = bool(realism_branches and realism_pixel_branch)
         synthesis = (
-            architecture.realism_synthesis(arch_config, realism_branches)
+            architecture.realism_synthesis(arch_config, realism_branches, realism_pixel_branch)
             if realism_branches
             else arch["synthesis"]
         )

@@ -60,6 +60,7 @@ SETTINGS = (
     "texture",
     "realism_levels",
     "whole_image",
+    "realism_pixel_branch",
 )  # kept on --resume
 
 
@@ -311,12 +312,18 @@ def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
     weights = {w.path: np.asarray(w.numpy()) for w in branch_weights(model)}
     scale = np.clip(model.realism_level_scale.numpy(), 0.0, 1.0).astype(np.float32)
     add_on = realism_files(
-        config, base["fingerprint"], model.realism_branches, weights, scale.tolist()
+        config,
+        base["fingerprint"],
+        model.realism_branches,
+        weights,
+        scale.tolist(),
+        pixel_branch=model.realism_pixel_branch,
     )
     meta = {
         **base["metadata"],
         "realism": {
             "branches": model.realism_branches,
+            "pixel_branch": model.realism_pixel_branch,
             "level_scale": [round(float(v), 4) for v in scale],
             "training": {
                 **{k: v for k, v in asdict(s).items() if k not in ("extra", "progress")},

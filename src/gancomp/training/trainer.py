@@ -101,6 +101,8 @@ class TrainSettings:
     texture: float = 1.0  # weight of the realism phase's texture-energy term
     # Realism phase: adversarial weight of the unconditional whole-image critic (0: none).
     whole_image: float = 0.0
+    # Realism phase: one more branch, in pixel space after the generator's RGB output.
+    realism_pixel_branch: bool = False
     realism_levels: int | None = None  # the realism phase trains on the lowest N levels
     strategy: str = "default"
     val_limit: int = 100
@@ -378,6 +380,7 @@ class Trainer:
                 precision=s.precision,
                 realism_branches=s.realism_branches if s.realism_phase else 0,
                 whole_image_critic=s.realism_phase and s.whole_image > 0,
+                realism_pixel_branch=s.realism_phase and s.realism_pixel_branch,
                 name="gancodec",
             )
             self.model.build_all()
