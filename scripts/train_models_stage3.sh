@@ -100,3 +100,21 @@ cifar automobile --init-from runs/v1w/automobile128 --realism-phase --realism-le
 # The airplane add-on with the same recipe (shipped).
 cifar airplane --init-from models/airplane --realism-phase --realism-levels 3 --beta 2 \
   --texture 2 --whole-image 2 --lr 1e-3 --steps 2500 --output runs/realism/airplane128_v3
+
+# 2026-12-02, morning (float32, one core each): the airplane model 6,000 more steps (lr
+# back to 3e-4, drop at 23,400), then its add-on with the pixel-space branch; beside it,
+# the flower model to 25,000 steps (resumed at 20,101), then a flower add-on with the
+# pixel branch and the whole-image critic on the shipped flower model.
+(
+  cifar airplane --resume --output runs/v1w/airplane128 --steps 26000 --rd-steps 26000
+  cifar airplane --init-from runs/v1w/airplane128 --realism-phase --realism-levels 3 --beta 2 \
+    --texture 2 --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 2500 \
+    --output runs/realism/airplane26k_px
+) &
+(
+  flower --resume --output runs/v1f/flower3 --steps 25000
+  flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 2 \
+    --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
+    --patch-size 64 --output runs/realism/flower_px
+) &
+wait
