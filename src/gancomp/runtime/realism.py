@@ -6,7 +6,7 @@ A model folder may carry, beside its three fingerprinted files, a realism add-on
                     "synthesis": the generator's op list with its realism_residual ops,
                     "level_scale": [s_1, ..., s_L] (optional, each in [0, 1]),
                     "pixel_branch": true (optional: a branch after the RGB output)}
-    realism.npz    the branches' weights (gancodec/generator/realism<k>/...)
+    realism.npz    the branches' weights (gancodec/generator/realism<k>/..., realism_pixel/...)
 
 Decoding level q with realism r in [0, 1] runs that generator (see
 :func:`gancomp.architecture.realism_synthesis`) at r * s_q (s_q = 1 when ``level_scale``
