@@ -486,7 +486,7 @@ class GANModel(keras.Model):
         self.realism_branches = realism_branches
         self.realism_pixel_branch = bool(realism_branches and realism_pixel_branch)
         synthesis = (
-            architecture.realism_synthesis(arch_config, realism_branches, realism_pixel_branch)
+            architecture.realism_synthesis(arch_config, realism_branches, self.realism_pixel_branch)
             if realism_branches
             else arch["synthesis"]
         )
