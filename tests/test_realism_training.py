@@ -274,3 +274,38 @@ def test_realism_levels_leave_the_other_levels_at_the_fidelity_decoder(
         )
         fidelity = gancomp.decompress(data, src.parent)
         assert np.array_equal(gancomp.decompress(data, out.parent, realism=1.0), fidelity) == same
+
+
+@pytest.mark.slow
+def test_realism_from_starts_the_branches_from_another_add_on(tmp_path, images, models_dir):
+    """--realism-from: a new add-on starts from an existing one's branches and scale of r
+    (its fingerprint may be another model's); mismatched branches are a one-line error."""
+    src = models_dir / "airplane"
+    first = tmp_path / "first" / "airplane"
+    common = ["train", "-c", "airplane", "--data", images, "--batch-size", "4"]
+    common += ["--init-from", src, "--realism-phase"]
+    r = _cli(*common, "-o", first, "--steps", "3")
+    assert r.exit_code == 0, r.output
+    second = tmp_path / "second" / "airplane"
+    r = _cli(*common, "-o", second, "--realism-from", first, "--realism-pixel-branch")
+    assert r.exit_code == 1 and "its add-on has 2 branches; this run has 2 and the pixel" in (
+        r.output
+    )
+    assert not second.exists()
+    r = _cli(*common[:-1], "-o", second, "--realism-from", first)
+    assert r.exit_code == 1 and "--realism-from starts a new --realism-phase run" in r.output
+    r = _cli(*common, "-o", second, "--realism-from", src.parent)
+    assert r.exit_code == 1 and "the folder has no realism add-on" in r.output
+
+    # One step at a negligible learning rate: the branches are the first add-on's.
+    r = _cli(*common, "-o", second, "--realism-from", first, "--steps", "1", "--lr", "1e-12")
+    assert r.exit_code == 0, r.output
+    with np.load(first / "realism.npz") as a, np.load(second / "realism.npz") as b:
+        assert a.files == b.files
+        for k in a.files:
+            np.testing.assert_allclose(b[k], a[k], atol=1e-6)
+        assert np.abs(b["gancodec/generator/realism0/c2/kernel"]).max() > 0  # not a fresh start
+    scale = [json.loads((f / "realism.json").read_text())["level_scale"] for f in (first, second)]
+    np.testing.assert_allclose(scale[1], scale[0], atol=1e-6)
+    meta = json.loads((second / "metadata.json").read_text())
+    assert meta["realism"]["training"]["realism_from"] == str(first)

@@ -181,6 +181,12 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "reach through the frozen last layer.",
 )
 @click.option(
+    "--realism-from",
+    type=click.Path(exists=True, file_okay=False),
+    help="Realism phase: start the branches from this model folder's realism add-on (a warm "
+    "start when the base model was trained further; same branches and pixel branch).",
+)
+@click.option(
     "--realism-levels",
     type=click.IntRange(1),
     help="Realism phase: train on the lowest N quality levels only (default: all).",

@@ -144,6 +144,52 @@ def branch_weights(model) -> list:
     return [w for layer in model.realism_layers() for w in layer.trainable_weights]
 
 
+def load_branches(model, folder: str | Path) -> None:
+    """Start ``model``'s branches (and its per-level scale of r) from the realism add-on of
+    model folder ``folder`` (``--realism-from``): a warm start for the add-on of a base
+    model trained further. The add-on's fingerprint is not checked, its shapes are: the
+    same branches, pixel branch and widths."""
+    from gancomp.runtime.realism import REALISM_JSON, REALISM_WEIGHTS
+
+    where = f"--realism-from {folder}"
+    path = Path(folder)
+    try:
+        description = json.loads((path / REALISM_JSON).read_text())
+        with np.load(path / REALISM_WEIGHTS, allow_pickle=False) as z:
+            stored = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise InputError(f"{where}: the folder has no realism add-on") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{where}: cannot read its realism add-on ({exc})") from None
+    if not isinstance(description, dict):
+        raise InputError(f"{where}: {REALISM_JSON} is not an add-on description")
+    pixel = bool(description.get("pixel_branch", False))
+    if description.get("branches") != model.realism_branches or pixel != bool(
+        model.realism_pixel_branch
+    ):
+        raise InputError(
+            f"{where}: its add-on has {description.get('branches')} branches"
+            f"{' and the pixel branch' if pixel else ''}; this run has "
+            f"{model.realism_branches}{' and the pixel branch' if model.realism_pixel_branch else ''}"
+            " (--realism-branches, --realism-pixel-branch)"
+        )
+    targets = {w.path: w for w in branch_weights(model)}
+    if set(stored) != set(targets):
+        odd = sorted(set(stored) ^ set(targets))[0]
+        raise InputError(f"{where}: its branch weights do not match this model's (first: {odd})")
+    for name, w in targets.items():
+        if tuple(stored[name].shape) != tuple(w.shape):
+            raise InputError(
+                f"{where}: weight {name} has shape {stored[name].shape}, "
+                f"this model needs {tuple(w.shape)}"
+            )
+    for name, w in targets.items():
+        w.assign(stored[name])
+    scale = description.get("level_scale")
+    if isinstance(scale, list) and len(scale) == model.realism_level_scale.shape[0]:
+        model.realism_level_scale.assign(np.asarray(scale, np.float32))
+
+
 def trained_weights(model, s) -> list:
     """What the phase trains: the branches, and the per-level scale of r unless
     --realism-levels fixes it."""

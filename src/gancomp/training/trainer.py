@@ -104,6 +104,9 @@ class TrainSettings:
     # Realism phase: one more branch, in pixel space after the generator's RGB output.
     realism_pixel_branch: bool = False
     realism_levels: int | None = None  # the realism phase trains on the lowest N levels
+    # Realism phase: a model folder whose add-on's branches start this run's (warm start,
+    # for a base model trained further; the add-on may be another model's).
+    realism_from: str | None = None
     strategy: str = "default"
     val_limit: int = 100
     progress: bool = True
@@ -225,6 +228,8 @@ class Trainer:
             raise InputError(f"--resume: no checkpoint at {self.ckpt_path}")
         if s.realism_phase and not (s.init_from or s.resume):
             raise InputError("--realism-phase trains on a trained model: give --init-from MODEL")
+        if s.realism_from and not (s.realism_phase and s.init_from):
+            raise InputError("--realism-from starts a new --realism-phase run with --init-from")
         if not s.resume and self.ckpt_path.exists():
             raise GancompError(
                 f"{self.ckpt_dir} holds a checkpoint: pass --resume to continue it, "
@@ -411,6 +416,8 @@ class Trainer:
         if s.init_from:
             loaded = self._load_init_weights()
             self._set_density_warmup(loaded)
+            if s.realism_from:
+                realism_mod.load_branches(self.model, s.realism_from)
         elif not s.resume:
             s.density_warmup_steps = 0  # every weight starts fresh: nothing to protect
         # A cached run's patch stream is seeded with the step it starts at (see PatchSampler).
