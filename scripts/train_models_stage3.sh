@@ -118,3 +118,14 @@ cifar airplane --init-from models/airplane --realism-phase --realism-levels 3 --
     --patch-size 64 --output runs/realism/flower_px
 ) &
 wait
+
+# 2026-12-02, late morning (float32, one core each; runs/ of the session before was lost,
+# so every piece starts from the committed models): the flower pixel-branch add-on again on
+# the shipped flower model (shipped); the airplane model 12,000 more steps from the shipped
+# one (fresh Adam, lr 3e-4, drop at 10,800).
+flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 2 \
+  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
+  --patch-size 64 --output runs/realism/flower_px &
+cifar airplane --init-from models/airplane --batch-size 32 --steps 12000 --rd-steps 12000 \
+  --lr 3e-4 --output runs/v1w/airplane_s &
+wait
