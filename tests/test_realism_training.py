@@ -309,3 +309,14 @@ def test_realism_from_starts_the_branches_from_another_add_on(tmp_path, images, 
     np.testing.assert_allclose(scale[1], scale[0], atol=1e-6)
     meta = json.loads((second / "metadata.json").read_text())
     assert meta["realism"]["training"]["realism_from"] == str(first)
+
+
+@pytest.mark.parametrize("npz", [b"PK\x03\x04truncated", b"not an npz"])
+def test_realism_from_a_damaged_add_on_is_an_input_error(tmp_path, npz):
+    from gancomp.errors import InputError
+    from gancomp.training.realism import load_branches
+
+    (tmp_path / "realism.json").write_text('{"format": 1, "branches": 2}')
+    (tmp_path / "realism.npz").write_bytes(npz)
+    with pytest.raises(InputError, match="cannot read its realism add-on"):
+        load_branches(None, tmp_path)  # fails before it looks at the model

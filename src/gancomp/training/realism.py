@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,7 @@ def load_branches(model, folder: str | Path) -> None:
             stored = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise InputError(f"{where}: the folder has no realism add-on") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{where}: cannot read its realism add-on ({exc})") from None
     if not isinstance(description, dict):
         raise InputError(f"{where}: {REALISM_JSON} is not an add-on description")
