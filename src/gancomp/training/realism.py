@@ -151,6 +151,7 @@ def load_branches(model, folder: str | Path) -> None:
     model trained further. The add-on's fingerprint is not checked, its shapes are: the
     same branches, pixel branch and widths."""
     from gancomp.runtime.realism import REALISM_JSON, REALISM_WEIGHTS
+    from gancomp.training.trainer import assign_checked
 
     where = f"--realism-from {folder}"
     path = Path(folder)
@@ -178,14 +179,7 @@ def load_branches(model, folder: str | Path) -> None:
     if set(stored) != set(targets):
         odd = sorted(set(stored) ^ set(targets))[0]
         raise InputError(f"{where}: its branch weights do not match this model's (first: {odd})")
-    for name, w in targets.items():
-        if tuple(stored[name].shape) != tuple(w.shape):
-            raise InputError(
-                f"{where}: weight {name} has shape {stored[name].shape}, "
-                f"this model needs {tuple(w.shape)}"
-            )
-    for name, w in targets.items():
-        w.assign(stored[name])
+    assign_checked(targets, stored, where)
     scale = description.get("level_scale")
     if isinstance(scale, list) and len(scale) == model.realism_level_scale.shape[0]:
         model.realism_level_scale.assign(np.asarray(scale, np.float32))

@@ -498,14 +498,7 @@ class Trainer:
         missing = sorted(set(targets) - set(stored))
         if missing:
             raise InputError(f"{where} lacks {len(missing)} densities (first: {missing[0]})")
-        for name, v in targets.items():
-            if tuple(stored[name].shape) != tuple(v.shape):
-                raise InputError(
-                    f"{where}: {name} has shape {stored[name].shape}, "
-                    f"this model needs {tuple(v.shape)}"
-                )
-        for name, v in targets.items():
-            v.assign(stored[name].astype(np.float32))
+        assign_checked(targets, stored, where)
         return set(targets)
 
     def _set_density_warmup(self, loaded: set[str]) -> None:
@@ -870,6 +863,19 @@ def _realism_stats(stats: dict) -> str:
         f" d_acc real {stats['d_acc_real']:.2f} fake {stats['d_acc_fake']:.2f}"
         + (f" whole {stats['whole_acc']:.2f}" if "whole_acc" in stats else "")
     )
+
+
+def assign_checked(targets: dict, stored: dict[str, np.ndarray], where: str) -> None:
+    """Give each variable of ``targets`` (path -> variable) its stored value, once every
+    shape is checked: a mismatch is a one-line error naming ``where``, and nothing is
+    assigned."""
+    for name, v in targets.items():
+        if tuple(stored[name].shape) != tuple(v.shape):
+            raise InputError(
+                f"{where}: {name} has shape {stored[name].shape}, this model needs {tuple(v.shape)}"
+            )
+    for name, v in targets.items():
+        v.assign(stored[name].astype(np.float32))
 
 
 def _raise_interrupt(*_args) -> None:
