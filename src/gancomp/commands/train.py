@@ -97,6 +97,14 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
 )
 @click.option("--latent-channels", type=click.IntRange(4), help="Latent channels M (default 128).")
 @click.option(
+    "--revive-latents",
+    is_flag=True,
+    help="With --init-from a factorized model: give its dead latent channels (coding only 0 "
+    "at every level) fresh encoder filters, the live channels' mean gains and fresh "
+    "densities; the generator's weights that read them start at zero, so the model starts "
+    "reconstructing exactly what the source did.",
+)
+@click.option(
     "--num-down",
     type=click.IntRange(1, 6),
     help="Stride-2 stages (default: 3 for images <= 64 px, else 4).",

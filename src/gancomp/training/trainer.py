@@ -36,7 +36,7 @@ import numpy as np
 
 from gancomp.errors import GancompError, InputError, Interrupted
 from gancomp.training import realism as realism_mod
-from gancomp.training import widen
+from gancomp.training import revive, widen
 from gancomp.training._tf import tf as _import_tf
 
 DEFAULT_STEPS = 20000
@@ -77,6 +77,8 @@ class TrainSettings:
     disc_lr: float | None = None  # default 1e-4; the realism phase: REALISM_DISC_LR
     channels: int | None = None
     latent_channels: int | None = None
+    # With --init-from: dead latent channels restart (gancomp.training.revive).
+    revive_latents: bool = False
     num_down: int | None = None
     hyper_channels: int | None = None  # default 128; a new hyperprior only
     seed: int = 0
@@ -413,8 +415,13 @@ class Trainer:
             self.opt_d.build(self.d_vars)
             self.lambdas = tf.constant(self.cfg.lambdas, tf.float32)
         self.step = 0
+        if s.revive_latents and not s.init_from:
+            raise InputError("--revive-latents revives the latents of an --init-from model")
         if s.init_from:
+            fresh = revive.fresh_values(self.model) if s.revive_latents else {}
             loaded = self._load_init_weights()
+            if s.revive_latents:
+                self._revive_latents(fresh)
             self._set_density_warmup(loaded)
             if s.realism_from:
                 realism_mod.load_branches(self.model, s.realism_from)
@@ -428,6 +435,22 @@ class Trainer:
         ds = data_mod.make_dataset(self.train_set, patch, s.batch_size, s.seed, start=start)
         self.dist_ds = iter(self.strategy.experimental_distribute_dataset(ds))
         self._build_steps()
+
+    def _revive_latents(self, fresh: dict[str, np.ndarray]) -> None:
+        s = self.s
+        if self.model.hyperprior or s.realism_phase or s.freeze_transforms:
+            raise InputError(
+                "--revive-latents trains a factorized model's transforms: not with a "
+                "hyperprior, --realism-phase or --freeze-transforms"
+            )
+        dead = revive.dead_channels(self.model)
+        revive.revive(self.model, fresh, dead)
+        self.revived_channels = [int(c) for c in dead]
+        print(
+            f"revived {len(dead)} of {self.cfg.latent_channels} latent channels "
+            f"(dead at level {self.cfg.levels}: P(0) >= {revive.DEAD_P0})",
+            file=sys.stderr,
+        )
 
     def _load_init_weights(self) -> set[str]:
         """E, G and gains must all be in the source; the hyperprior's layers are taken when
@@ -831,6 +854,7 @@ class Trainer:
                 "steps_this_run": steps_run,
                 "final_train_stats": stats,
                 "onednn": self.onednn,
+                "revived_channels": getattr(self, "revived_channels", None),
                 "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             },
         }
