@@ -140,3 +140,21 @@ cifar airplane --init-from runs/v1w/airplane_s --realism-from models/airplane \
 cifar automobile --init-from models/automobile --batch-size 32 --steps 6000 \
   --rd-steps 6000 --lr 3e-4 --output runs/v1w/automobile_s
 wait
+
+# 2026-12-02, afternoon (bfloat16, one core each; runs/ lost again, so from the committed
+# models): the flower model 12,000 more steps from the shipped one (shipped as 1afaf5ca)
+# and its add-on warm-started from the shipped add-on (shipped); the airplane model with
+# its dead latent channels revived (not shipped: no better than without); an airplane
+# add-on with doubled adversarial weights (not shipped: r = 1 overshoots).
+flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 \
+  --output runs/v1f/flower5 &
+cifar airplane --init-from models/airplane --revive-latents --batch-size 32 --steps 12000 \
+  --rd-steps 12000 --lr 3e-4 --output runs/v1w/airplane_rev &
+wait
+flower --init-from runs/v1f/flower5 --realism-from models/flower --realism-phase \
+  --realism-levels 3 --beta 2 --texture 2 --whole-image 2 --realism-pixel-branch --lr 5e-4 \
+  --steps 1000 --batch-size 8 --patch-size 64 --output runs/realism/flower5_warm &
+cifar airplane --init-from models/airplane --realism-from models/airplane --realism-phase \
+  --realism-levels 3 --beta 4 --texture 2 --whole-image 4 --lr 5e-4 --steps 1500 \
+  --output runs/realism/air_b4w4 &
+wait

@@ -96,3 +96,54 @@ def tiny_train_settings(data, output, **kw):
         progress=False,
     )
     return TrainSettings(**{**base, **kw})
+
+
+def copy_airplane_images(folder):
+    """Copy tests/data's airplane PNGs into ``folder`` (a training set); returns it."""
+    import shutil
+    from pathlib import Path
+
+    for f in (Path(__file__).parent / "data").glob("airplane_*.png"):
+        shutil.copy(f, Path(folder) / f.name)
+    return folder
+
+
+def random_factorized_folder(folder, latent_channels: int = 8):
+    """A tiny factorized airplane model folder whose every weight is random (not an initial
+    value: GDN's off-diagonal gammas and the biases are non-zero, so a wrong copy shows)."""
+    import numpy as np
+
+    from gancomp.runtime.models import weights_to_bytes
+    from gancomp.training.trainer import init_model_folder
+
+    cfg = tiny_model_config(
+        "factorized", category="airplane", channels=8, latent_channels=latent_channels
+    )
+    init_model_folder(cfg, folder)
+    rng = np.random.default_rng(1)
+    with np.load(folder / "weights.npz") as z:
+        weights = {k: z[k] for k in z.files}
+    for k, a in weights.items():
+        if a.dtype.kind == "f" and ("/gamma" in k or "/beta" in k):
+            weights[k] = (np.abs(a) + rng.uniform(0.05, 0.2, a.shape)).astype(a.dtype)
+        elif a.dtype.kind == "f":
+            weights[k] = (a + rng.normal(0, 0.05, a.shape)).astype(a.dtype)
+    (folder / "weights.npz").write_bytes(weights_to_bytes(weights))
+    return cfg
+
+
+def init_from_trainer(images, source, out, **kw):
+    """A ``Trainer`` of a tiny run on ``images`` that starts ``--init-from source``."""
+    from gancomp.training.trainer import Trainer
+
+    return Trainer(tiny_train_settings(images, out, init_from=str(source), **kw))
+
+
+def model_outputs(model, x, level):
+    """(reconstruction, total bits) of a Keras model on images ``x`` at 0-based ``level``."""
+    from gancomp.training._tf import tf as import_tf
+
+    tf = import_tf()
+    out = model(tf.constant(x), tf.constant([level] * len(x)), training=False)
+    bits = sum(float(-tf.reduce_sum(tf.math.log(v)).numpy()) for v in out["likelihoods"].values())
+    return out["x_hat"].numpy(), bits

@@ -28,7 +28,7 @@ from gancomp.training.trainer import (
     density_warmup_default,
     init_model_folder,
 )
-from helpers import tiny_train_settings
+from helpers import copy_airplane_images, tiny_train_settings
 
 pytestmark = pytest.mark.train
 
@@ -47,10 +47,7 @@ TINY = {"num_down": 3, "channels": 8, "latent_channels": 8, "disc_channels": 8}
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("imgs")
-    for f in DATA.glob("airplane_*.png"):
-        shutil.copy(f, folder / f.name)
-    return folder
+    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
 
 
 def _settings(images, output, **kw) -> TrainSettings:

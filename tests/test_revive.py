@@ -8,38 +8,31 @@ weights and the live channels' mean gains, and leave the reconstruction unchange
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from gancomp.errors import InputError
 from gancomp.runtime.models import weights_to_bytes
-from helpers import tiny_model_config, tiny_train_settings
+from helpers import (
+    copy_airplane_images,
+    init_from_trainer,
+    model_outputs,
+    random_factorized_folder,
+    tiny_train_settings,
+)
 
 pytestmark = pytest.mark.train
 
-DATA = Path(__file__).parent / "data"
 DEAD = 2  # the killed latent channel
 LATENT = 8
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    from gancomp.training.trainer import init_model_folder
-
     folder = tmp_path_factory.mktemp("src") / "airplane"
-    cfg = tiny_model_config("factorized", category="airplane", channels=8, latent_channels=LATENT)
-    init_model_folder(cfg, folder)
-    rng = np.random.default_rng(1)
+    cfg = random_factorized_folder(folder, latent_channels=LATENT)
     with np.load(folder / "weights.npz") as z:
         weights = {k: z[k] for k in z.files}
-    for k, a in weights.items():
-        if a.dtype.kind == "f" and ("/gamma" in k or "/beta" in k):
-            weights[k] = (np.abs(a) + rng.uniform(0.05, 0.2, a.shape)).astype(a.dtype)
-        elif a.dtype.kind == "f":
-            weights[k] = (a + rng.normal(0, 0.05, a.shape)).astype(a.dtype)
     weights["gancodec/log_gain"][:, DEAD] = -12.0  # rounds to 0 whatever E gives
     (folder / "weights.npz").write_bytes(weights_to_bytes(weights))
     with np.load(folder / "density.npz") as z:
@@ -53,26 +46,16 @@ def source(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("imgs")
-    for f in DATA.glob("airplane_*.png"):
-        shutil.copy(f, folder / f.name)
-    return folder
-
-
-def _trainer(images, source, out, **kw):
-    from gancomp.training.trainer import Trainer
-
-    return Trainer(tiny_train_settings(images, out, init_from=str(source), **kw))
+    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
 
 
 def _outputs(model, x, level):
+    """(reconstruction, bits, scaled latent)."""
     from gancomp.training._tf import tf as import_tf
 
     tf = import_tf()
-    out = model(tf.constant(x), tf.constant([level] * len(x)), training=False)
-    bits = sum(float(-tf.reduce_sum(tf.math.log(v)).numpy()) for v in out["likelihoods"].values())
     y = model.scaled_latent(tf.constant(x), tf.constant([level] * len(x))).numpy()
-    return out["x_hat"].numpy(), bits, y
+    return (*model_outputs(model, x, level), y)
 
 
 def test_the_dead_channel_revives_and_the_reconstruction_stays(source, images, tmp_path):
@@ -80,8 +63,8 @@ def test_the_dead_channel_revives_and_the_reconstruction_stays(source, images, t
 
     from gancomp.training import revive
 
-    plain = _trainer(images, source, tmp_path / "plain")
-    revived = _trainer(images, source, tmp_path / "revived", revive_latents=True)
+    plain = init_from_trainer(images, source, tmp_path / "plain")
+    revived = init_from_trainer(images, source, tmp_path / "revived", revive_latents=True)
     assert list(revive.dead_channels(plain.model)) == [DEAD]
     assert revived.revived_channels == [DEAD]
     assert list(revive.dead_channels(revived.model)) == []  # fresh densities are wide
@@ -112,4 +95,6 @@ def test_revival_needs_a_factorized_init_from_model(source, images, tmp_path):
     with pytest.raises(InputError, match="--init-from"):
         Trainer(tiny_train_settings(images, tmp_path / "a", revive_latents=True))
     with pytest.raises(InputError, match="hyperprior"):
-        _trainer(images, source, tmp_path / "b", revive_latents=True, entropy_model="hyperprior")
+        init_from_trainer(
+            images, source, tmp_path / "b", revive_latents=True, entropy_model="hyperprior"
+        )

@@ -7,19 +7,13 @@ reconstruction and rates, while its new channels carry activity of their own.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from gancomp.errors import InputError
-from gancomp.runtime.models import weights_to_bytes
-from helpers import tiny_model_config, tiny_train_settings
+from helpers import copy_airplane_images, init_from_trainer, model_outputs, random_factorized_folder
 
 pytestmark = pytest.mark.train
-
-DATA = Path(__file__).parent / "data"
 
 
 def test_embed_zeroes_what_old_channels_read_from_new_ones():
@@ -51,60 +45,28 @@ def test_embed_zeroes_what_old_channels_read_from_new_ones():
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
-    """A tiny factorized model folder whose every weight is random (not an initial value:
-    GDN's off-diagonal gammas and the biases are non-zero, so a wrong embedding shows)."""
-    from gancomp.training.trainer import init_model_folder
-
     folder = tmp_path_factory.mktemp("src") / "airplane"
-    cfg = tiny_model_config("factorized", category="airplane", channels=8, latent_channels=8)
-    init_model_folder(cfg, folder)
-    rng = np.random.default_rng(1)
-    with np.load(folder / "weights.npz") as z:
-        weights = {k: z[k] for k in z.files}
-    for k, a in weights.items():
-        if a.dtype.kind == "f" and ("/gamma" in k or "/beta" in k):
-            weights[k] = (np.abs(a) + rng.uniform(0.05, 0.2, a.shape)).astype(a.dtype)
-        elif a.dtype.kind == "f":
-            weights[k] = (a + rng.normal(0, 0.05, a.shape)).astype(a.dtype)
-    (folder / "weights.npz").write_bytes(weights_to_bytes(weights))
+    random_factorized_folder(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("imgs")
-    for f in DATA.glob("airplane_*.png"):
-        shutil.copy(f, folder / f.name)
-    return folder
-
-
-def _trainer(images, source, out, **kw):
-    from gancomp.training.trainer import Trainer
-
-    return Trainer(tiny_train_settings(images, out, init_from=str(source), **kw))
-
-
-def _outputs(model, x, level):
-    from gancomp.training._tf import tf as import_tf
-
-    tf = import_tf()
-    out = model(tf.constant(x), tf.constant([level] * len(x)), training=False)
-    bits = sum(float(-tf.reduce_sum(tf.math.log(v)).numpy()) for v in out["likelihoods"].values())
-    return out["x_hat"].numpy(), bits
+    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
 
 
 def test_the_wider_model_computes_what_the_source_did(source, images, tmp_path):
     from PIL import Image
 
-    same = _trainer(images, source, tmp_path / "same")
-    wide = _trainer(images, source, tmp_path / "wide", channels=12)
+    same = init_from_trainer(images, source, tmp_path / "same")
+    wide = init_from_trainer(images, source, tmp_path / "wide", channels=12)
     assert wide.cfg.channels == 12 and same.cfg.channels == 8
     x = np.stack(
         [np.asarray(Image.open(f).convert("RGB")) for f in sorted(images.glob("*.png"))[:3]]
     ).astype(np.float32) / np.float32(255)
     for level in (0, 3):
-        a, bits_a = _outputs(same.model, x, level)
-        b, bits_b = _outputs(wide.model, x, level)
+        a, bits_a = model_outputs(same.model, x, level)
+        b, bits_b = model_outputs(wide.model, x, level)
         np.testing.assert_allclose(b, a, atol=2e-5)
         np.testing.assert_allclose(bits_b, bits_a, rtol=1e-5)
     # The new channels are not dead: the new filters that read the image are fresh, non-zero.
@@ -114,6 +76,6 @@ def test_the_wider_model_computes_what_the_source_did(source, images, tmp_path):
 
 def test_narrowing_and_a_realism_phase_are_refused(source, images, tmp_path):
     with pytest.raises(InputError, match="widen a model, not narrow it"):
-        _trainer(images, source, tmp_path / "narrow", channels=4)
+        init_from_trainer(images, source, tmp_path / "narrow", channels=4)
     with pytest.raises(InputError, match="cannot change --channels"):
-        _trainer(images, source, tmp_path / "r", channels=12, realism_phase=True)
+        init_from_trainer(images, source, tmp_path / "r", channels=12, realism_phase=True)
