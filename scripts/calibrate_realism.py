@@ -19,7 +19,9 @@ whose PSNR is at most 2.5 dB below r = 0's (the issue's bounds; r = 0 is decoded
 sweep or taken from the lowest swept r's fidelity row), take the one with the lowest
 two-sample accuracy; s_q becomes that r times the level's current s_q (the sweep ran at the
 current scale). A level without an admissible r keeps its scale. Levels not swept keep
-theirs. realism.json is rewritten atomically, and only with --force.
+theirs. realism.json (and the add-on's entry in metadata.json) are rewritten atomically,
+and only with --force. A realism phase that starts from a calibrated add-on
+(``--realism-from``) trains at the full scale again, so its result needs a new sweep.
 """
 
 from __future__ import annotations
@@ -117,13 +119,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not written: add --force to rewrite {target}", file=sys.stderr)
         return 1
     description["level_scale"] = scales
-    fd, tmp = tempfile.mkstemp(dir=a.model, prefix=".realism.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(description, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, target)
+    write_json_atomically(target, description)
     print(f"wrote {target}")
+    # The model's metadata.json records the add-on (its "realism" entry): keep it in step.
+    meta_path = a.model / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return 0
+    if isinstance(meta.get("realism"), dict):
+        meta["realism"]["level_scale"] = scales
+        meta["realism"]["calibration"] = {
+            "sweep_folder": sweep.get("folder"),
+            "sweep_images": sweep.get("images"),
+            "rule": f"lowest accuracy with HF in {list(HF_RANGE)}, cost <= {MAX_PSNR_COST_DB} dB",
+            "levels": lines,
+        }
+        write_json_atomically(meta_path, meta)
+        print(f"wrote {meta_path}")
     return 0
+
+
+def write_json_atomically(path: Path, value: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -88,11 +88,16 @@ def test_calibrated_r_one_decodes_as_the_chosen_weight_did(calibrate, tmp_path, 
             }
         )
     )
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["realism"] = {"branches": 2, "level_scale": [1.0] * 8}  # as a trained add-on's
+    (folder / "metadata.json").write_text(json.dumps(meta))
     before = (folder / "realism.json").read_bytes()
     assert calibrate.main([str(sweep), str(folder)]) == 1  # no --force: nothing written
     assert (folder / "realism.json").read_bytes() == before
     assert calibrate.main([str(sweep), str(folder), "--force"]) == 0
     assert json.loads((folder / "realism.json").read_text())["level_scale"][0] == 0.5
+    meta = json.loads((folder / "metadata.json").read_text())["realism"]
+    assert meta["level_scale"][0] == 0.5 and "r = 0.5" in meta["calibration"]["levels"][0]
     assert np.array_equal(gancomp.decompress(data, tmp_path, realism=1.0), at_half)
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
 
