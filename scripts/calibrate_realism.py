@@ -10,18 +10,18 @@ realism.json; this script picks each level's s_q from a sweep of ``scripts/reali
 r, measured on **training** images (so the val split stays a clean test), and writes it.
 
     python scripts/realism.py ../shared/data/cifar10/airplane/train --limit 500 \\
-        --category airplane --levels 1,2,3 --realism 0.3,0.4,0.5,0.6,0.7,0.8,1 \\
+        --category airplane --levels 1,2,3 --realism 0,0.3,0.4,0.5,0.6,0.7,0.8,1 \\
         --codecs webp --json sweep.json
     python scripts/calibrate_realism.py sweep.json models/airplane --force
 
-Rule, per swept level: among the r whose high-frequency energy ratio lies in [0.8, 1.2] and
-whose PSNR is at most 2.5 dB below r = 0's (the issue's bounds; r = 0 is decoded by the
-sweep or taken from the lowest swept r's fidelity row), take the one with the lowest
-two-sample accuracy; s_q becomes that r times the level's current s_q (the sweep ran at the
-current scale). A level without an admissible r keeps its scale. Levels not swept keep
-theirs. realism.json (and the add-on's entry in metadata.json) are rewritten atomically,
-and only with --force. A realism phase that starts from a calibrated add-on
-(``--realism-from``) trains at the full scale again, so its result needs a new sweep.
+Rule, per swept level: among the r whose high-frequency energy ratio lies in [0.8, 1.2]
+and whose PSNR is at most 2.5 dB below r = 0's (the issue's bounds; the sweep must include
+r = 0), take the one with the lowest two-sample accuracy; s_q becomes that r times the
+level's current s_q (the sweep ran at the current scale). A level without an admissible r
+keeps its scale, and so do levels not swept. realism.json (and the add-on's entry in
+metadata.json) are rewritten atomically, and only with --force. A realism phase started
+from a calibrated add-on (``--realism-from``) with ``--realism-levels`` trains at the full
+scale again, so its result needs a sweep of its own.
 """
 
 from __future__ import annotations
