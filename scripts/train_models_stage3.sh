@@ -143,7 +143,8 @@ wait
 
 # 2026-12-02, afternoon (bfloat16, one core each; runs/ lost again, so from the committed
 # models): the flower model 12,000 more steps from the shipped one (shipped as 1afaf5ca)
-# and its add-on warm-started from the shipped add-on (shipped); the airplane model with
+# and an add-on warm-started from the shipped add-on (not shipped: too little detail; the
+# shipped one is below); the airplane model with
 # its dead latent channels revived (not shipped: no better than without); an airplane
 # add-on with doubled adversarial weights (not shipped: r = 1 overshoots).
 flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 \
@@ -158,3 +159,8 @@ cifar airplane --init-from models/airplane --realism-from models/airplane --real
   --realism-levels 3 --beta 4 --texture 2 --whole-image 4 --lr 5e-4 --steps 1500 \
   --output runs/realism/air_b4w4 &
 wait
+# The flower add-on that shipped with 1afaf5ca: the shipped recipe from zero (the warm start
+# above kept too little detail).
+flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 2 \
+  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
+  --patch-size 64 --output runs/realism/flower5_zero
