@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from gancomp.io.files import atomic_write_bytes
 
 HF_RANGE = (0.8, 1.2)
 MAX_PSNR_COST_DB = 2.5
@@ -141,11 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_json_atomically(path: Path, value: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    data = (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
+    atomic_write_bytes(path, data, force=True)
 
 
 if __name__ == "__main__":
