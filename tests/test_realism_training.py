@@ -320,3 +320,31 @@ def test_realism_from_a_damaged_add_on_is_an_input_error(tmp_path, npz):
     (tmp_path / "realism.npz").write_bytes(npz)
     with pytest.raises(InputError, match="cannot read its realism add-on"):
         load_branches(None, tmp_path)  # fails before it looks at the model
+
+
+@pytest.mark.slow
+def test_disc_weight_by_realism_changes_what_the_discriminator_learns(tmp_path, images, models_dir):
+    """--disc-weight-by-realism: the discriminator's updates weigh examples by 2r (the same
+    seed trains other discriminator weights), the setting is recorded, and it belongs to
+    the realism phase."""
+    src = models_dir / "airplane"
+    common = ["train", "-c", "airplane", "--data", images, "--batch-size", "4"]
+    common += ["--init-from", src, "--steps", "2", "--checkpoint-every", "1"]
+    r = _cli(*common, "-o", tmp_path / "x" / "airplane", "--disc-weight-by-realism")
+    assert r.exit_code == 1 and "--disc-weight-by-realism belongs to --realism-phase" in r.output
+
+    def disc_weights(name, *extra):
+        out = tmp_path / name / "airplane"
+        r = _cli(*common, "--realism-phase", "-o", out, *extra)
+        assert r.exit_code == 0, r.output
+        with np.load(out.with_name("airplane.ckpt") / "checkpoint.npz") as z:
+            return {k: z[k] for k in z.files if "discriminator" in k and k.startswith("m/")}, out
+
+    plain, _ = disc_weights("plain")
+    weighted, out = disc_weights("weighted", "--disc-weight-by-realism")
+    assert plain.keys() == weighted.keys() and plain
+    assert any(not np.allclose(plain[k], weighted[k]) for k in plain)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["realism"]["training"]["disc_weight_by_realism"] is True
+    train_json = json.loads((out.with_name("airplane.ckpt") / "train.json").read_text())
+    assert train_json["disc_weight_by_realism"] is True

@@ -189,6 +189,13 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "reach through the frozen last layer.",
 )
 @click.option(
+    "--disc-weight-by-realism",
+    is_flag=True,
+    help="Realism phase: weight each example's discriminator loss by 2r, so the critic "
+    "learns most from the reconstructions the adversarial term acts on (default: every r "
+    "alike, which spends it on blurred low-r decodes).",
+)
+@click.option(
     "--realism-from",
     type=click.Path(exists=True, file_okay=False),
     help="Realism phase: start the branches from this model folder's realism add-on (a warm "

@@ -24,7 +24,9 @@ fidelity decoder, 0 = detail as strong as the original's, wherever it sits); WHO
 critic trained alongside (:meth:`~gancomp.training.model.Discriminator.whole_logit`): the
 patch discriminator sees the latent and averages its patches, so an artefact that is
 implausible in any image but rare per patch costs it little. The
-discriminator learns from reconstructions at every r; its accuracy on originals and on
+discriminator learns from reconstructions at every r (with ``--disc-weight-by-realism`` each example's loss is
+weighted by 2r, so it learns most from the reconstructions the adversarial term acts on,
+as the two-sample test's critic does); its accuracy on originals and on
 reconstructions is logged (``d_acc_real``, ``d_acc_fake``) to show whether it learns at
 all.
 
@@ -62,6 +64,7 @@ SETTINGS = (
     "realism_levels",
     "whole_image",
     "realism_pixel_branch",
+    "disc_weight_by_realism",
 )  # kept on --resume
 
 
@@ -249,7 +252,7 @@ def build_step(trainer):
     def mean(v):
         return tf.nn.compute_average_loss(v, global_batch_size=gb)
 
-    def d_update(x, x_hat, cond):
+    def d_update(x, x_hat, cond, weight):
         with tf.GradientTape() as tape:
             real = disc(x, cond)
             fake = disc(x_hat, cond)
@@ -263,7 +266,7 @@ def build_step(trainer):
                 whole_acc = 0.5 * tf.cast(w_real > 0, tf.float32) + 0.5 * tf.cast(
                     w_fake < 0, tf.float32
                 )
-            loss = mean(d_loss)
+            loss = mean(weight * d_loss)
         grads = tape.gradient(loss, trainer.d_vars)
         trainer.opt_d.apply_gradients(zip(grads, trainer.d_vars))
         acc_real = tf.reduce_mean(tf.cast(real > 0, tf.float32), 1)
@@ -291,7 +294,11 @@ def build_step(trainer):
                 tf.math.log(mse + 1e-3) - tf.math.log(mse_fidelity + 1e-3)
             )
             with tape.stop_recording():
-                d_loss, acc_real, acc_fake, whole_acc = d_update(x, tf.stop_gradient(x_hat), latent)
+                # 2r: mean 1 over r ~ U[0, 1], so the discriminator's step size is kept.
+                d_weight = 2.0 * r if s.disc_weight_by_realism else tf.ones_like(r)
+                d_loss, acc_real, acc_fake, whole_acc = d_update(
+                    x, tf.stop_gradient(x_hat), latent, d_weight
+                )
                 _, real_features = disc(x, latent, features=True)
             fake, fake_features = disc(x_hat, latent, features=True)
             g_adv = tf.reduce_mean(tf.nn.softplus(-fake), 1)
