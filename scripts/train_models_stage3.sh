@@ -164,3 +164,25 @@ wait
 flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 2 \
   --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
   --patch-size 64 --output runs/realism/flower5_zero
+
+# 2026-12-02, evening (bfloat16, one core each; runs/ survived): the flower piece resumed to
+# 24,000 steps (shipped as 8301f442) and the airplane piece to 24,000 (83edd086, waits for
+# the automobile margin); realism add-ons with a faster discriminator (TTUR) and with the
+# discriminator weighted by 2r; the flower add-on shipped with 8301f442 (shipped recipe),
+# calibrated afterwards with scripts/calibrate_realism.py; an automobile piece (stopped at
+# 3,584: resume it with --resume).
+flower --resume --output runs/v1f/flower5 --steps 24000 --rd-steps 24000 &
+cifar airplane --resume --output runs/v1w/airplane_b --steps 24000 --rd-steps 24000 &
+wait
+cifar airplane --init-from runs/v1w/airplane_b --batch-size 32 --realism-phase --realism-levels 3 \
+  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --steps 4000 \
+  --output runs/realism/air83_ttur &
+cifar airplane --init-from runs/v1w/airplane_b --batch-size 32 --realism-phase --realism-levels 3 \
+  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --disc-weight-by-realism --steps 4000 \
+  --output runs/realism/air83_ttur_w &
+flower --init-from runs/v1f/flower5 --realism-phase --realism-levels 3 --beta 2 --texture 2 \
+  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
+  --patch-size 64 --output runs/realism/f8301_zero &
+wait
+cifar automobile --init-from models/automobile --batch-size 32 --lr 3e-4 --steps 24000 --rd-steps 24000 \
+  --output runs/v1w/automobile_c

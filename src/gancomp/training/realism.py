@@ -24,10 +24,10 @@ fidelity decoder, 0 = detail as strong as the original's, wherever it sits); WHO
 critic trained alongside (:meth:`~gancomp.training.model.Discriminator.whole_logit`): the
 patch discriminator sees the latent and averages its patches, so an artefact that is
 implausible in any image but rare per patch costs it little. The
-discriminator learns from reconstructions at every r (with ``--disc-weight-by-realism`` each example's loss is
-weighted by 2r, so it learns most from the reconstructions the adversarial term acts on,
-as the two-sample test's critic does); its accuracy on originals and on
-reconstructions is logged (``d_acc_real``, ``d_acc_fake``) to show whether it learns at
+discriminator learns from reconstructions at every r (with ``--disc-weight-by-realism``
+each example's loss is weighted by 2r, so it learns most from the reconstructions the
+adversarial term acts on, as the two-sample test's critic does); its accuracy on
+originals and on reconstructions is logged (``d_acc_real``, ``d_acc_fake``) to show whether it learns at
 all.
 
 The exported folder is the source model's ``config.json``, ``weights.npz`` and
