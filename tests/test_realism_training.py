@@ -323,15 +323,16 @@ def test_realism_from_a_damaged_add_on_is_an_input_error(tmp_path, npz):
 
 
 @pytest.mark.slow
-def test_disc_weight_by_realism_changes_what_the_discriminator_learns(tmp_path, images, models_dir):
-    """--disc-weight-by-realism: the discriminator's updates weigh examples by 2r (the same
-    seed trains other discriminator weights), the setting is recorded, and it belongs to
-    the realism phase."""
+def test_discriminator_options_change_what_it_learns(tmp_path, images, models_dir):
+    """--disc-weight-by-realism (examples weighed by 2r) and --r1 (a gradient penalty on
+    the originals): with the same seed each trains other discriminator weights, the
+    setting is recorded, and both belong to the realism phase."""
     src = models_dir / "airplane"
     common = ["train", "-c", "airplane", "--data", images, "--batch-size", "4"]
     common += ["--init-from", src, "--steps", "2", "--checkpoint-every", "1"]
-    r = _cli(*common, "-o", tmp_path / "x" / "airplane", "--disc-weight-by-realism")
-    assert r.exit_code == 1 and "--disc-weight-by-realism belongs to --realism-phase" in r.output
+    for flag in (["--disc-weight-by-realism"], ["--r1", "1"]):
+        r = _cli(*common, "-o", tmp_path / "x" / "airplane", *flag)
+        assert r.exit_code == 1 and f"{flag[0]} belongs to --realism-phase" in r.output
 
     def disc_weights(name, *extra):
         out = tmp_path / name / "airplane"
@@ -340,11 +341,18 @@ def test_disc_weight_by_realism_changes_what_the_discriminator_learns(tmp_path, 
         with np.load(out.with_name("airplane.ckpt") / "checkpoint.npz") as z:
             return {k: z[k] for k in z.files if "discriminator" in k and k.startswith("m/")}, out
 
-    plain, _ = disc_weights("plain")
-    weighted, out = disc_weights("weighted", "--disc-weight-by-realism")
-    assert plain.keys() == weighted.keys() and plain
-    assert any(not np.allclose(plain[k], weighted[k]) for k in plain)
-    meta = json.loads((out / "metadata.json").read_text())
-    assert meta["realism"]["training"]["disc_weight_by_realism"] is True
-    train_json = json.loads((out.with_name("airplane.ckpt") / "train.json").read_text())
-    assert train_json["disc_weight_by_realism"] is True
+    whole = ["--whole-image", "1"]  # --r1 also acts on the whole-image critic
+    for name, base, flag, key, value in (
+        ("weighted", [], ["--disc-weight-by-realism"], "disc_weight_by_realism", True),
+        ("r1", whole, ["--r1", "10"], "r1", 10.0),
+    ):
+        plain, _ = disc_weights(f"{name}_off", *base)
+        changed, out = disc_weights(name, *base, *flag)
+        assert plain.keys() == changed.keys() and plain, name
+        assert any(not np.allclose(plain[k], changed[k]) for k in plain), name
+        if base:
+            assert any("w_c0" in k for k in plain)
+        meta = json.loads((out / "metadata.json").read_text())
+        assert meta["realism"]["training"][key] == value
+        train_json = json.loads((out.with_name("airplane.ckpt") / "train.json").read_text())
+        assert train_json[key] == value

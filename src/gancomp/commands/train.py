@@ -196,6 +196,15 @@ def default_precision(cpuinfo: str = "/proc/cpuinfo") -> str:
     "alike, which spends it on blurred low-r decodes).",
 )
 @click.option(
+    "--r1",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    help="Realism phase: weight gamma of the R1 penalty, gamma / 2 times the squared "
+    "gradient of the discriminators' logits with respect to the original image (Mescheder "
+    "et al. 2018): a smooth critic that cannot overpower the generator (0: none).",
+)
+@click.option(
     "--realism-from",
     type=click.Path(exists=True, file_okay=False),
     help="Realism phase: start the branches from this model folder's realism add-on (a warm "

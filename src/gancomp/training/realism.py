@@ -23,12 +23,14 @@ fidelity decoder, 0 = detail as strong as the original's, wherever it sits); WHO
 (``--whole-image``, default off) the non-saturating loss of an unconditional whole-image
 critic trained alongside (:meth:`~gancomp.training.model.Discriminator.whole_logit`): the
 patch discriminator sees the latent and averages its patches, so an artefact that is
-implausible in any image but rare per patch costs it little. The
-discriminator learns from reconstructions at every r (with ``--disc-weight-by-realism``
-each example's loss is weighted by 2r, so it learns most from the reconstructions the
-adversarial term acts on, as the two-sample test's critic does); its accuracy on
-originals and on reconstructions is logged (``d_acc_real``, ``d_acc_fake``) to show whether it learns at
-all.
+implausible in any image but rare per patch costs it little. The discriminator learns
+from reconstructions at every r (with ``--disc-weight-by-realism`` each example's loss is
+weighted by 2r, so it learns most from the reconstructions the adversarial term acts on,
+as the two-sample test's critic does). With ``--r1 gamma`` its loss adds gamma / 2 times
+the squared gradient of its logits with respect to the original (the R1 penalty of
+Mescheder et al., ICML 2018), which keeps it smooth, so it cannot simply overpower the
+generator. Its accuracy on originals and on reconstructions is logged (``d_acc_real``,
+``d_acc_fake``) to show whether it learns at all.
 
 The exported folder is the source model's ``config.json``, ``weights.npz`` and
 ``tables.npz`` (and ``density.npz`` when it has one) byte for byte (kept in
@@ -65,6 +67,7 @@ SETTINGS = (
     "whole_image",
     "realism_pixel_branch",
     "disc_weight_by_realism",
+    "r1",
 )  # kept on --resume
 
 
@@ -254,14 +257,23 @@ def build_step(trainer):
 
     def d_update(x, x_hat, cond, weight):
         with tf.GradientTape() as tape:
-            real = disc(x, cond)
+            with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
+                r1_tape.watch(x)
+                real = disc(x, cond)
+                w_real = disc.whole_logit(x)[:, 0] if whole else None
+                # Per example: the mean patch logit (and the whole-image logit), as the
+                # losses weigh them; summed, as examples do not interact.
+                judged = tf.reduce_sum(tf.reduce_mean(real, 1) + (w_real if whole else 0.0))
             fake = disc(x_hat, cond)
             d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
                 tf.nn.softplus(fake), 1
             )
+            if s.r1:
+                slope = r1_tape.gradient(judged, x)
+                d_loss += 0.5 * s.r1 * tf.reduce_sum(tf.square(slope), axis=[1, 2, 3])
             whole_acc = None
             if whole:
-                w_real, w_fake = disc.whole_logit(x)[:, 0], disc.whole_logit(x_hat)[:, 0]
+                w_fake = disc.whole_logit(x_hat)[:, 0]
                 d_loss += tf.nn.softplus(-w_real) + tf.nn.softplus(w_fake)
                 whole_acc = 0.5 * tf.cast(w_real > 0, tf.float32) + 0.5 * tf.cast(
                     w_fake < 0, tf.float32

@@ -107,6 +107,8 @@ class TrainSettings:
     realism_pixel_branch: bool = False
     # Realism phase: weight each example's discriminator loss by 2r (default: all r alike).
     disc_weight_by_realism: bool = False
+    # Realism phase: weight gamma of the discriminators' R1 penalty (0: none).
+    r1: float = 0.0
     realism_levels: int | None = None  # the realism phase trains on the lowest N levels
     # Realism phase: a model folder whose add-on's branches start this run's (warm start,
     # for a base model trained further; the add-on may be another model's).
@@ -236,6 +238,8 @@ class Trainer:
             raise InputError("--realism-from starts a new --realism-phase run with --init-from")
         if s.disc_weight_by_realism and not (s.realism_phase or s.resume):
             raise InputError("--disc-weight-by-realism belongs to --realism-phase")
+        if s.r1 and not (s.realism_phase or s.resume):
+            raise InputError("--r1 belongs to --realism-phase")
         if not s.resume and self.ckpt_path.exists():
             raise GancompError(
                 f"{self.ckpt_dir} holds a checkpoint: pass --resume to continue it, "
