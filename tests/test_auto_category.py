@@ -73,7 +73,9 @@ def _geometric_mean(values):
     "path, quality",
     [
         ("tests/data/flower_0.jpg", 4),
-        ("tests/data/flower_0.jpg", 8),  # the flower model tops out near 31 dB
+        # Not 8: there the flat top level of the flower model (a1e9549f) ties with the
+        # airplane model within 1%, a near-tie the argmin cannot be tested on.
+        ("tests/data/flower_0.jpg", 7),
         ("examples/airplane.png", 1),
         ("tests/data/automobile_0.png", 4),
     ],
