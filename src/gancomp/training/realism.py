@@ -261,9 +261,10 @@ def build_step(trainer):
                 r1_tape.watch(x)
                 real = disc(x, cond)
                 w_real = disc.whole_logit(x)[:, 0] if whole else None
-                # Per example: the mean patch logit (and the whole-image logit), as the
-                # losses weigh them; summed, as examples do not interact.
-                judged = tf.reduce_sum(tf.reduce_mean(real, 1) + (w_real if whole else 0.0))
+                if s.r1:
+                    # Per example: the mean patch logit (and the whole-image logit), as
+                    # the losses weigh them; summed, as examples do not interact.
+                    judged = tf.reduce_sum(tf.reduce_mean(real, 1) + (w_real if whole else 0.0))
             fake = disc(x_hat, cond)
             d_loss = tf.reduce_mean(tf.nn.softplus(-real), 1) + tf.reduce_mean(
                 tf.nn.softplus(fake), 1

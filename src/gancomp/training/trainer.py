@@ -236,10 +236,9 @@ class Trainer:
             raise InputError("--realism-phase trains on a trained model: give --init-from MODEL")
         if s.realism_from and not (s.realism_phase and s.init_from):
             raise InputError("--realism-from starts a new --realism-phase run with --init-from")
-        if s.disc_weight_by_realism and not (s.realism_phase or s.resume):
-            raise InputError("--disc-weight-by-realism belongs to --realism-phase")
-        if s.r1 and not (s.realism_phase or s.resume):
-            raise InputError("--r1 belongs to --realism-phase")
+        for flag, given in (("--disc-weight-by-realism", s.disc_weight_by_realism), ("--r1", s.r1)):
+            if given and not (s.realism_phase or s.resume):
+                raise InputError(f"{flag} belongs to --realism-phase")
         if not s.resume and self.ckpt_path.exists():
             raise GancompError(
                 f"{self.ckpt_dir} holds a checkpoint: pass --resume to continue it, "
