@@ -209,9 +209,9 @@ wait
 # 2026-12-03 (bfloat16, one core each): the flower model 12,000 steps further from a1e9549f
 # (stopped at 9,786 by the end of a session, resumed with --resume; shipped), an airplane
 # piece of 24,000 steps from 83edd086 (measured: -28.5% against WebP, not shipped), the
-# flower add-on for the new flower model (shipped recipe) and an airplane add-on with R1 0.1
-# trained 2.5x longer than the one of 2026-12-02 night (runs/realism/air83_r01: the same
-# command with --steps 4000).
+# flower add-on for the new flower model (the recipe shipped before; replaced), and add-ons
+# with R1 0.1 and a longer phase, all three shipped (the airplane one is the 4,000-step
+# trial of 2026-12-02 night, runs/realism/air83_r01, trained 2.5x longer).
 flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 --output runs/v1f/flower7 &
 cifar airplane --init-from models/airplane --batch-size 32 --lr 3e-4 --steps 24000 --rd-steps 24000 \
   --output runs/v1w/airplane_d &
@@ -223,3 +223,11 @@ flower --init-from runs/v1f/flower7 --realism-phase --realism-levels 3 --beta 2 
   --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
   --patch-size 64 --output runs/realism/f7_zero &
 wait
+cifar automobile --init-from models/automobile --batch-size 32 --realism-phase --realism-levels 3 \
+  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --r1 0.1 --steps 10000 \
+  --output runs/realism/auto_r01_10k &
+flower --init-from runs/v1f/flower7 --realism-phase --realism-levels 3 --beta 2 --texture 2 \
+  --whole-image 2 --realism-pixel-branch --lr 1e-3 --r1 0.1 --steps 7000 --batch-size 8 \
+  --patch-size 64 --output runs/realism/f7_long &
+wait
+# Each add-on was then calibrated with scripts/calibrate_realism.py (docs/RESULTS.md).
