@@ -23,6 +23,19 @@ flower() {
     --cache-dir runs/cache --intra-op-threads 1 --inter-op-threads 1 "$@"
 }
 
+# The realism add-on recipes shipped since 2026-12-02 (docs/RESULTS.md, "Decode-time realism"):
+# the flower recipe, and TTUR (a faster discriminator) for the CIFAR models.
+flower_addon() { # extra args (--init-from, --steps, --output, ...)
+  flower --realism-phase --realism-levels 3 --beta 2 --texture 2 --whole-image 2 \
+    --realism-pixel-branch --lr 1e-3 --batch-size 8 --patch-size 64 "$@"
+}
+cifar_addon() { # category, extra args...
+  local cat=$1
+  shift
+  cifar "$cat" --batch-size 32 --realism-phase --realism-levels 3 --beta 2 --texture 2 \
+    --whole-image 2 --lr 5e-4 --disc-lr 2e-3 "$@"
+}
+
 # Morning of 2026-12-01 (bfloat16): the CIFAR runs continued stage 2's checkpoints at
 # batch 32, lr 2e-4, in several --resume pieces (each piece's own lr drop; the last piece's
 # settings are in the model's metadata.json): airplane to 32,000 steps, automobile to
@@ -123,9 +136,7 @@ wait
 # so every piece starts from the committed models): the flower pixel-branch add-on again on
 # the shipped flower model (shipped); the airplane model 12,000 more steps from the shipped
 # one (fresh Adam, lr 3e-4, drop at 10,800).
-flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 2 \
-  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
-  --patch-size 64 --output runs/realism/flower_px &
+flower_addon --init-from models/flower --steps 3000 --output runs/realism/flower_px &
 cifar airplane --init-from models/airplane --batch-size 32 --steps 12000 --rd-steps 12000 \
   --lr 3e-4 --output runs/v1w/airplane_s &
 wait
@@ -161,9 +172,7 @@ cifar airplane --init-from models/airplane --realism-from models/airplane --real
 wait
 # The flower add-on that shipped with 1afaf5ca: the shipped recipe from zero (the warm start
 # above kept too little detail).
-flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --texture 2 \
-  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
-  --patch-size 64 --output runs/realism/flower5_zero
+flower_addon --init-from models/flower --steps 3000 --output runs/realism/flower5_zero
 
 # 2026-12-02, evening (bfloat16, one core each; runs/ survived): the flower piece resumed to
 # 24,000 steps (shipped as 8301f442) and the airplane piece to 24,000 (83edd086, waits for
@@ -174,15 +183,11 @@ flower --init-from models/flower --realism-phase --realism-levels 3 --beta 2 --t
 flower --resume --output runs/v1f/flower5 --steps 24000 --rd-steps 24000 &
 cifar airplane --resume --output runs/v1w/airplane_b --steps 24000 --rd-steps 24000 &
 wait
-cifar airplane --init-from runs/v1w/airplane_b --batch-size 32 --realism-phase --realism-levels 3 \
-  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --steps 4000 \
+cifar_addon airplane --init-from runs/v1w/airplane_b --steps 4000 \
   --output runs/realism/air83_ttur &
-cifar airplane --init-from runs/v1w/airplane_b --batch-size 32 --realism-phase --realism-levels 3 \
-  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --disc-weight-by-realism --steps 4000 \
+cifar_addon airplane --init-from runs/v1w/airplane_b --disc-weight-by-realism --steps 4000 \
   --output runs/realism/air83_ttur_w &
-flower --init-from runs/v1f/flower5 --realism-phase --realism-levels 3 --beta 2 --texture 2 \
-  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
-  --patch-size 64 --output runs/realism/f8301_zero &
+flower_addon --init-from runs/v1f/flower5 --steps 3000 --output runs/realism/f8301_zero &
 wait
 cifar automobile --init-from models/automobile --batch-size 32 --lr 3e-4 --steps 24000 --rd-steps 24000 \
   --output runs/v1w/automobile_c
@@ -195,15 +200,11 @@ cifar automobile --init-from models/automobile --batch-size 32 --lr 3e-4 --steps
 cifar automobile --resume --output runs/v1w/automobile_c --steps 24000 --rd-steps 24000 &
 flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 --output runs/v1f/flower6 &
 wait
-cifar automobile --init-from runs/v1w/automobile_c --batch-size 32 --realism-phase --realism-levels 3 \
-  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --steps 4000 \
+cifar_addon automobile --init-from runs/v1w/automobile_c --steps 4000 \
   --output runs/realism/auto24_ttur &
-cifar airplane --init-from runs/v1w/airplane_b --batch-size 32 --realism-phase --realism-levels 3 \
-  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --r1 1 --steps 4000 \
+cifar_addon airplane --init-from runs/v1w/airplane_b --r1 1 --steps 4000 \
   --output runs/realism/air83_r1 &
-flower --init-from runs/v1f/flower6 --realism-phase --realism-levels 3 --beta 2 --texture 2 \
-  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
-  --patch-size 64 --output runs/realism/fa1e_zero &
+flower_addon --init-from runs/v1f/flower6 --steps 3000 --output runs/realism/fa1e_zero &
 wait
 
 # 2026-12-03 (bfloat16, one core each): the flower model 12,000 steps further from a1e9549f
@@ -216,18 +217,12 @@ flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 --outp
 cifar airplane --init-from models/airplane --batch-size 32 --lr 3e-4 --steps 24000 --rd-steps 24000 \
   --output runs/v1w/airplane_d &
 wait
-cifar airplane --init-from models/airplane --batch-size 32 --realism-phase --realism-levels 3 \
-  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --r1 0.1 --steps 10000 \
+cifar_addon airplane --init-from models/airplane --r1 0.1 --steps 10000 \
   --output runs/realism/air83_r01_10k &
-flower --init-from runs/v1f/flower7 --realism-phase --realism-levels 3 --beta 2 --texture 2 \
-  --whole-image 2 --realism-pixel-branch --lr 1e-3 --steps 3000 --batch-size 8 \
-  --patch-size 64 --output runs/realism/f7_zero &
+flower_addon --init-from runs/v1f/flower7 --steps 3000 --output runs/realism/f7_zero &
 wait
-cifar automobile --init-from models/automobile --batch-size 32 --realism-phase --realism-levels 3 \
-  --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --r1 0.1 --steps 10000 \
+cifar_addon automobile --init-from models/automobile --r1 0.1 --steps 10000 \
   --output runs/realism/auto_r01_10k &
-flower --init-from runs/v1f/flower7 --realism-phase --realism-levels 3 --beta 2 --texture 2 \
-  --whole-image 2 --realism-pixel-branch --lr 1e-3 --r1 0.1 --steps 7000 --batch-size 8 \
-  --patch-size 64 --output runs/realism/f7_long &
+flower_addon --init-from runs/v1f/flower7 --r1 0.1 --steps 7000 --output runs/realism/f7_long &
 wait
 # Each add-on was then calibrated with scripts/calibrate_realism.py (docs/RESULTS.md).
