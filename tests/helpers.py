@@ -108,16 +108,18 @@ def copy_airplane_images(folder):
     return folder
 
 
-def random_factorized_folder(folder, latent_channels: int = 8):
+def random_factorized_folder(folder, latent_channels: int = 8, **overrides):
     """A tiny factorized airplane model folder whose every weight is random (not an initial
-    value: GDN's off-diagonal gammas and the biases are non-zero, so a wrong copy shows)."""
+    value: GDN's off-diagonal gammas and the biases are non-zero, so a wrong copy shows);
+    ``overrides`` replace config fields (e.g. ``residual_blocks``)."""
     import numpy as np
 
     from gancomp.runtime.models import weights_to_bytes
     from gancomp.training.trainer import init_model_folder
 
     cfg = tiny_model_config(
-        "factorized", category="airplane", channels=8, latent_channels=latent_channels
+        "factorized",
+        **{"category": "airplane", "channels": 8, "latent_channels": latent_channels, **overrides},
     )
     init_model_folder(cfg, folder)
     rng = np.random.default_rng(1)

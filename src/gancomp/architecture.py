@@ -27,7 +27,10 @@ Ops (``name`` is the layer's weight prefix inside its transform)::
 Architecture version 1 is the transforms of gancomp 0.1 (GDN encoder, generator with
 one residual block) plus, for ``entropy_model == "hyperprior"``, h_a and both h_s
 branches. Model folders exported before descriptions existed carry none; their
-config implies version 1 and :func:`describe` rebuilds the same lists.
+config implies version 1 and :func:`describe` rebuilds the same lists. A deeper generator
+(``residual_blocks`` > 1: ``res0``, ``res1``, ... in a row) is version 1 too: its op list
+only holds more ``residual`` ops, which every runtime that reads op lists already runs.
+A config without the field means one block.
 
 The realism control (issue 14) is an add-on of a trained model, not a new version:
 :func:`realism_synthesis` is the generator with ``realism_residual`` ops inserted, each
@@ -108,16 +111,22 @@ def analysis(c: dict) -> list[Op]:
 
 
 def synthesis(c: dict) -> list[Op]:
-    """G: dequantized latent -> image in about [0, 1]."""
+    """G: dequantized latent -> image in about [0, 1]. ``residual_blocks`` (default 1, as
+    configs written before the field mean) blocks ``res0``, ``res1``, ... at the latent
+    resolution, in a row after ``head``."""
     ch = c["channels"]
-    ops: list[Op] = [
-        _conv("head", ch, 3),
-        {
-            "op": "residual",
-            "name": "res0",
-            "body": [_conv("c1", ch, 3), _leaky(), _conv("c2", ch, 3)],
-        },
-    ]
+    blocks = int(c.get("residual_blocks", 1))
+    if blocks < 1:
+        raise ValueError(f"residual_blocks must be >= 1, got {blocks}")
+    ops: list[Op] = [_conv("head", ch, 3)]
+    for b in range(blocks):
+        ops.append(
+            {
+                "op": "residual",
+                "name": f"res{b}",
+                "body": [_conv("c1", ch, 3), _leaky(), _conv("c2", ch, 3)],
+            }
+        )
     for i in range(c["num_down"]):
         last = i == c["num_down"] - 1
         ops.append({"op": "gdn", "name": f"igdn{i}", "inverse": True})
@@ -128,8 +137,8 @@ def synthesis(c: dict) -> list[Op]:
 
 
 def realism_branch_count_max(c: dict) -> int:
-    """Places for realism branches: after the residual block and after each upsampling
-    stage but the last (which gives RGB)."""
+    """Places for realism branches: after the last residual block and after each
+    upsampling stage but the last (which gives RGB)."""
     return int(c["num_down"])
 
 
@@ -138,7 +147,7 @@ PIXEL_BRANCH_WIDTH = 32
 
 
 def realism_synthesis(c: dict, branches: int, pixel_branch: bool = False) -> list[Op]:
-    """G with ``branches`` realism branches: the first after the residual block (latent
+    """G with ``branches`` realism branches: the first after the last residual block (latent
     resolution), the next ones after upsampling stages 0, 1, ... (finer textures); with
     ``pixel_branch``, one more at full resolution after the RGB output.
 
@@ -155,7 +164,8 @@ def realism_synthesis(c: dict, branches: int, pixel_branch: bool = False) -> lis
             f"realism branches must be 1..{realism_branch_count_max(c)} for this model, "
             f"got {branches}"
         )
-    c = {"kernel_size": 5, **c}  # as describe() reads configs written before the field
+    # As describe() reads configs written before the fields.
+    c = {"kernel_size": 5, "residual_blocks": 1, **c}
     ch = c["channels"]
     width = max(ch // 2, 1)
 
@@ -163,13 +173,13 @@ def realism_synthesis(c: dict, branches: int, pixel_branch: bool = False) -> lis
         body = [_conv("c1", width, 3), _leaky(), _conv("c2", ch, 3)]
         return {"op": "realism_residual", "name": f"realism{k}", "body": body}
 
+    base = synthesis(c)
+    last_residual = max(i for i, op in enumerate(base) if op["op"] == "residual")
     ops: list[Op] = []
     placed = 0
-    for op in synthesis(c):
+    for i, op in enumerate(base):
         ops.append(op)
-        at_stage = op["op"] == "residual" or (
-            op["op"] == "conv2d_transpose" and op["filters"] == ch
-        )
+        at_stage = i == last_residual or (op["op"] == "conv2d_transpose" and op["filters"] == ch)
         if at_stage and placed < branches:
             ops.append(branch(placed))
             placed += 1
@@ -251,7 +261,7 @@ GAIN_WEIGHTS = ("gancodec/log_gain", "gancodec/log_inv_gain", Z_GAIN_WEIGHT)
 
 def describe(config: dict) -> dict:
     """The architecture description of a model config: version and op list per transform."""
-    c = {"kernel_size": 5, "entropy_model": "factorized", **config}
+    c = {"kernel_size": 5, "residual_blocks": 1, "entropy_model": "factorized", **config}
     arch: dict[str, Any] = {
         "version": ARCHITECTURE_VERSION,
         "analysis": analysis(c),

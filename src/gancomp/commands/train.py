@@ -106,6 +106,12 @@ def realism_weight(name: str, default: float, help: str):
     help="Hidden channels of E and G (default 96). With --init-from, a larger value widens "
     "the source model: it starts computing exactly what the source did.",
 )
+@click.option(
+    "--residual-blocks",
+    type=click.IntRange(1),
+    help="Residual blocks of G at the latent resolution (default 1). With --init-from, a "
+    "larger value deepens the source model: it starts computing exactly what the source did.",
+)
 @click.option("--latent-channels", type=click.IntRange(4), help="Latent channels M (default 128).")
 @click.option(
     "--revive-latents",
@@ -164,7 +170,7 @@ def realism_weight(name: str, default: float, help: str):
 @click.option(
     "--realism-branches",
     type=click.IntRange(1, 6),
-    help="Realism branches: after the residual block, then after each upsampling stage "
+    help="Realism branches: after the last residual block, then after each upsampling stage "
     "(default 2).",
 )
 @realism_weight(

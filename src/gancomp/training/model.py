@@ -6,8 +6,8 @@ weights. The pieces follow the learned-compression literature:
 
 * Encoder E and generator G are the analysis/synthesis transforms of
   Balle, Laparra, Simoncelli, "End-to-end optimized image compression"
-  (ICLR 2017), using GDN, with a residual block at the latent resolution in G
-  as in HiFiC (Mentzer et al., "High-Fidelity Generative Image Compression",
+  (ICLR 2017), using GDN, with residual blocks (one by default) at the latent
+  resolution in G as in HiFiC (Mentzer et al., "High-Fidelity Generative Image Compression",
   NeurIPS 2020).
 * Variable rate comes from per-level gain and inverse-gain vectors
   (Cui et al., "Asymmetric Gained Deep Image Compression with Continuous Rate
@@ -56,6 +56,8 @@ class ModelConfig:
 
     category: str = "airplane"
     channels: int = 96  # hidden width of E and G
+    # G's residual blocks at the latent resolution (configs written before it existed: 1).
+    residual_blocks: int = 1
     latent_channels: int = 128  # M, channels of the latent y
     num_down: int = 3  # stride-2 stages: total stride 2**num_down
     kernel_size: int = 5
@@ -97,9 +99,12 @@ class ModelConfig:
             if k in kw:
                 kw[k] = tuple(kw[k])
         kw.setdefault("index_bias_scale", 1.0)
+        kw.setdefault("residual_blocks", 1)  # configs written before it had one block
         cfg = cls(**kw)
         if cfg.entropy_model not in ("factorized", "hyperprior"):
             raise ValueError(f"unknown entropy model {cfg.entropy_model!r}")
+        if cfg.residual_blocks < 1:
+            raise ValueError(f"config has {cfg.residual_blocks} residual blocks, at least 1 needed")
         if len(cfg.lambdas) != cfg.levels:
             raise ValueError(f"config has {len(cfg.lambdas)} lambdas for {cfg.levels} levels")
         return cfg

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from gancomp.errors import GancompError, InputError, Interrupted
+from gancomp.training import deepen, revive, widen
 from gancomp.training import realism as realism_mod
-from gancomp.training import revive, widen
 from gancomp.training._tf import tf as _import_tf
 
 DEFAULT_STEPS = 20000
@@ -76,6 +76,8 @@ class TrainSettings:
     clipnorm: float = 1.0
     disc_lr: float | None = None  # default 1e-4; the realism phase: REALISM_DISC_LR
     channels: int | None = None
+    # G's residual blocks (default 1); with --init-from, more than the source's deepens it.
+    residual_blocks: int | None = None
     latent_channels: int | None = None
     # With --init-from: dead latent channels restart (gancomp.training.revive).
     revive_latents: bool = False
@@ -200,6 +202,7 @@ class Trainer:
     def __init__(self, s: TrainSettings):
         self.s = s
         self._widening = False  # --init-from with a larger --channels
+        self._source_blocks = None  # --init-from with more --residual-blocks: the source's
         if s.precision is None:
             # A resumed run keeps its precision unless --precision says otherwise.
             s.precision = _saved_settings(s).get("precision", "float32")
@@ -339,6 +342,22 @@ class Trainer:
                     )
                 cfg_dict["channels"] = s.channels
                 self._widening = True
+            source_blocks = int(cfg_dict.get("residual_blocks", 1))
+            if s.residual_blocks and s.residual_blocks != source_blocks:
+                # A deeper generator that starts as the source (gancomp.training.deepen).
+                if s.residual_blocks < source_blocks:
+                    raise InputError(
+                        f"--residual-blocks {s.residual_blocks}: {s.init_from} has "
+                        f"{source_blocks} residual blocks, and --init-from can deepen a model, "
+                        "not make it shallower"
+                    )
+                if s.realism_phase:
+                    raise InputError(
+                        "--realism-phase trains an add-on of the model as it is: "
+                        "it cannot change --residual-blocks"
+                    )
+                cfg_dict["residual_blocks"] = s.residual_blocks
+                self._source_blocks = source_blocks
             self.cfg = ModelConfig.from_dict(cfg_dict)
             self._init_weights = src.weights
             self._init_entropy_model = src.config.get("entropy_model", "factorized")
@@ -350,6 +369,7 @@ class Trainer:
                 "category": s.category,
                 "num_down": s.num_down or (3 if small else 4),
                 "channels": s.channels or 96,
+                "residual_blocks": s.residual_blocks or 1,
                 "latent_channels": s.latent_channels or 128,
             }
             if s.entropy_model:
@@ -460,7 +480,8 @@ class Trainer:
         )
 
     def _load_init_weights(self) -> set[str]:
-        """E, G and gains must all be in the source; the hyperprior's layers are taken when
+        """E, G and gains must all be in the source (but G's new residual blocks, which start
+        as the identity: gancomp.training.deepen); the hyperprior's layers are taken when
         there (a hyperprior source) and start fresh otherwise (a factorized source); the
         densities are taken from the source's density.npz when it has this model's
         (:meth:`_load_init_density`). Returns the paths of the variables loaded."""
@@ -469,8 +490,11 @@ class Trainer:
         model = self.model
         with np.load(io.BytesIO(self._init_weights)) as z:
             stored = {k: z[k] for k in z.files}
-        branches = {v.path for v in realism_mod.branch_weights(model)}  # new: start fresh
-        targets = {v.path: v for v in inference_weights_vars(model) if v.path not in branches}
+        # New: realism branches start fresh, new residual blocks as the identity.
+        new = {v.path for v in realism_mod.branch_weights(model)}
+        if self._source_blocks is not None:
+            new |= {v.path for v in deepen.new_block_weights(model, self._source_blocks)}
+        targets = {v.path: v for v in inference_weights_vars(model) if v.path not in new}
         # The z gain when the source has one; else it starts at gain 1, as such folders code.
         targets.update({v.path: v for v in model.z_gain_weights() if v.path in stored})
         integer_layers = list(model.h_s_scale.sublayers) if model.hyperprior else []
@@ -495,6 +519,8 @@ class Trainer:
                         f"{stored[name].shape}, this architecture needs {tuple(v.shape)}"
                     ) from None
             v.assign(stored[name])
+        if self._source_blocks is not None:
+            deepen.start_as_identity(model, self._source_blocks)
         loaded = set(targets)
         for layer in integer_layers:
             base = layer.kernel.path.rsplit("/", 1)[0]
