@@ -74,6 +74,11 @@ def test_train_resume_export_and_compress(tmp_path, data_dir):
     new_lambdas = ",".join(str(0.001 * 2**i) for i in range(8))
     r = _cli(*no_batch, "--steps", "7", "--resume", "--lambdas", "0.1,0.2")
     assert r.exit_code == 1 and "2 values but the checkpoint has 8 levels" in r.output
+    # A run's architecture is fixed: options that would change it are errors, not ignored.
+    for flag, value, have in (("--residual-blocks", "2", "1"), ("--channels", "12", "8")):
+        r = _cli(*no_batch, "--steps", "7", "--resume", flag, value)
+        assert r.exit_code == 1, r.output
+        assert f"{flag} {value}: the checkpoint's model has {have}, and --resume" in r.output
     r = _cli(*no_batch, "--steps", "8", "--resume", "--lambdas", new_lambdas)
     assert r.exit_code == 0, r.output
     assert "8 steps" in r.output

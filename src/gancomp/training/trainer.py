@@ -266,6 +266,19 @@ class Trainer:
         if s.resume:
             cfg_dict = json.loads((self.ckpt_dir / "config.json").read_text())
             self.cfg = ModelConfig.from_dict(cfg_dict)
+            # A run's architecture is fixed: an option that would change it is an error,
+            # not silently ignored.
+            for flag, given, have in (
+                ("--channels", s.channels, self.cfg.channels),
+                ("--latent-channels", s.latent_channels, self.cfg.latent_channels),
+                ("--residual-blocks", s.residual_blocks, self.cfg.residual_blocks),
+                ("--entropy-model", s.entropy_model, self.cfg.entropy_model),
+            ):
+                if given and given != have:
+                    raise InputError(
+                        f"{flag} {given}: the checkpoint's model has {have}, and --resume "
+                        "continues it as it is (--init-from an exported model changes it)"
+                    )
             saved = json.loads((self.ckpt_dir / "train.json").read_text())
             # The run's settings carry over; an explicit --steps, --rd-steps, --beta or
             # --batch-size overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
