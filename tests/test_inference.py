@@ -53,6 +53,35 @@ def test_conv2d_transpose_matches_keras(cout, h, w):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
+def _scatter_transpose(x, kernel, bias, stride):
+    """The definition: input pixel i adds kernel[t] to output pixel i * stride + t - pad,
+    tap by tap in order; the result the runtime's wide layers must match bit for bit."""
+    n, h, w, _ = x.shape
+    k, _, cout, _ = kernel.shape
+    pad = ((k - stride) // 2, (k - stride) // 2)
+    full = np.zeros((n, (h - 1) * stride + k, (w - 1) * stride + k, cout), np.float32)
+    for ty in range(k):
+        for tx in range(k):
+            contrib = (x.reshape(-1, x.shape[-1]) @ kernel[ty, tx].T).reshape(n, h, w, cout)
+            full[:, ty : ty + stride * h : stride, tx : tx + stride * w : stride] += contrib
+    out = np.ascontiguousarray(full[:, pad[0] : pad[0] + h * stride, pad[1] : pad[1] + w * stride])
+    return out + bias
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("h,w", [(1, 1), (4, 6), (5, 3), (8, 8)])
+def test_wide_conv2d_transpose_is_the_scatter_bit_for_bit(k, h, w):
+    # By output phase (runtime.transforms): each pixel adds the same products in the same
+    # order, so decoded pixels did not move when it replaced the scatter.
+    rng = np.random.default_rng(k * 100 + h * 10 + w)
+    x = rng.normal(size=(3, h, w, 24)).astype(np.float32)
+    kernel = rng.normal(size=(k, k, 40, 24)).astype(np.float32)
+    bias = rng.normal(size=40).astype(np.float32)
+    got = conv2d_transpose(x, kernel, bias)
+    assert got.shape == (3, 2 * h, 2 * w, 40)
+    assert np.array_equal(got, _scatter_transpose(x, kernel, bias, 2))
+
+
 @pytest.mark.train
 @pytest.mark.parametrize("num_down", [2, 3])
 def test_transforms_match_keras_model(num_down):

@@ -78,26 +78,54 @@ def conv2d_transpose(
     k, _, cout, _ = kernel.shape
     ho, wo = h * stride, w * stride
     pt, pl = _same_pad(ho, k, stride)[0], _same_pad(wo, k, stride)[0]
-    flat = x.reshape(-1, cin)
-    if cout * k * k <= 256:
-        # Few output channels (the RGB layer): one product for all taps, scattered
-        # channel-first so the strided adds run over whole rows.
-        z = flat @ kernel.transpose(3, 0, 1, 2).reshape(cin, k * k * cout)
-        z = np.ascontiguousarray(z.reshape(n, h, w, k, k, cout).transpose(3, 4, 0, 5, 1, 2))
-        full = np.zeros((n, cout, (h - 1) * stride + k, (w - 1) * stride + k), x.dtype)
-        for ty in range(k):
-            for tx in range(k):
-                full[:, :, ty : ty + stride * h : stride, tx : tx + stride * w : stride] += z[
-                    ty, tx
-                ]
-        full = full.transpose(0, 2, 3, 1)
-    else:
-        full = np.zeros((n, (h - 1) * stride + k, (w - 1) * stride + k, cout), x.dtype)
-        for ty in range(k):
-            for tx in range(k):
-                contrib = (flat @ kernel[ty, tx].T).reshape(n, h, w, cout)
-                full[:, ty : ty + stride * h : stride, tx : tx + stride * w : stride] += contrib
-    out = np.ascontiguousarray(full[:, pt : pt + ho, pl : pl + wo])
+    if cout * k * k > 256:
+        return _conv2d_transpose_by_phase(x, kernel, bias, stride, (pt, pl))
+    # Few output channels (the RGB layer): one product for all taps, scattered
+    # channel-first so the strided adds run over whole rows.
+    z = x.reshape(-1, cin) @ kernel.transpose(3, 0, 1, 2).reshape(cin, k * k * cout)
+    z = np.ascontiguousarray(z.reshape(n, h, w, k, k, cout).transpose(3, 4, 0, 5, 1, 2))
+    full = np.zeros((n, cout, (h - 1) * stride + k, (w - 1) * stride + k), x.dtype)
+    for ty in range(k):
+        for tx in range(k):
+            full[:, :, ty : ty + stride * h : stride, tx : tx + stride * w : stride] += z[ty, tx]
+    out = np.ascontiguousarray(full.transpose(0, 2, 3, 1)[:, pt : pt + ho, pl : pl + wo])
+    out += bias
+    return out
+
+
+def _conv2d_transpose_by_phase(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int, pad: tuple[int, int]
+) -> np.ndarray:
+    """The wide layers' transposed convolution, one output phase at a time.
+
+    Output pixel o = stride * q + p reads input q + (p + pad - t) / stride through each tap t
+    with p + pad - t divisible by stride: per phase p, an ordinary stride-1 correlation
+    whose sums run over whole contiguous blocks instead of strided slices of the output.
+    Each output pixel still adds the same products in the same tap order, starting from
+    zero, so the result is bit for bit the scatter's (``tests/test_inference.py``).
+    """
+    n, h, w, cin = x.shape
+    k, _, cout, _ = kernel.shape
+
+    def taps(phase: int, before: int) -> list[tuple[int, int]]:
+        return [
+            (t, (phase + before - t) // stride)
+            for t in range(k)
+            if (phase + before - t) % stride == 0
+        ]
+
+    margin = (k - 1) // stride + 1
+    xp = np.pad(x, [(0, 0), (margin, margin), (margin, margin), (0, 0)])
+    out = np.empty((n, h, stride, w, stride, cout), x.dtype)
+    for py in range(stride):
+        for px in range(stride):
+            acc = np.zeros((n * h * w, cout), x.dtype)
+            for ty, dy in taps(py, pad[0]):
+                for tx, dx in taps(px, pad[1]):
+                    window = xp[:, margin + dy : margin + dy + h, margin + dx : margin + dx + w]
+                    acc += window.reshape(-1, cin) @ kernel[ty, tx].T
+            out[:, :, py, :, px] = acc.reshape(n, h, w, cout)
+    out = out.reshape(n, h * stride, w * stride, cout)
     out += bias
     return out
 
