@@ -226,3 +226,20 @@ cifar_addon automobile --init-from models/automobile --r1 0.1 --steps 10000 \
 flower_addon --init-from runs/v1f/flower7 --r1 0.1 --steps 7000 --output runs/realism/f7_long &
 wait
 # Each add-on was then calibrated with scripts/calibrate_realism.py (docs/RESULTS.md).
+
+# 2026-12-03 (bfloat16, one core each): the generators deepened to three residual blocks
+# (--residual-blocks 3: the new blocks start as the identity). Airplane: 24,000 steps from
+# 83edd086 at lr 3e-4 (stopped at 11,295 by the end of a session, resumed with --resume;
+# 80729f64, WebP -29.1%, not shipped: decoding is about 20% slower); its R1 add-on was
+# stopped at 6,859 when the model was not shipped. Flower: 12,000 steps from 744ddf3e (not
+# shipped). Then a plain flower piece, and the shipped automobile add-on 10,000 steps further.
+cifar airplane --init-from models/airplane --residual-blocks 3 --batch-size 32 --lr 3e-4 \
+  --steps 24000 --rd-steps 24000 --output runs/v1w/airplane_deep &
+flower --init-from models/flower --residual-blocks 3 --lr 5e-4 --steps 12000 --rd-steps 12000 \
+  --output runs/v1f/flower_deep &
+wait
+cifar_addon airplane --init-from runs/v1w/airplane_deep --r1 0.1 --steps 10000 \
+  --output runs/realism/airdeep_r01_10k &
+flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 --output runs/v1f/flower8 &
+wait
+cifar automobile --resume --output runs/realism/auto_r01_10k --steps 20000
