@@ -94,3 +94,21 @@ def models_dir(tmp_path_factory) -> Path:
     for model in sorted(TINY_MODELS.iterdir()):
         shutil.copytree(model, root / model.name)
     return root
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """A training folder of tests/data's airplane PNGs (a module may define its own)."""
+    from helpers import copy_airplane_images
+
+    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """A tiny factorized airplane model folder with random weights, for --init-from."""
+    from helpers import random_factorized_folder
+
+    folder = tmp_path_factory.mktemp("src") / "airplane"
+    random_factorized_folder(folder)
+    return folder

@@ -18,7 +18,6 @@ import pytest
 from gancomp import architecture
 from helpers import (
     build_keras_model,
-    copy_airplane_images,
     init_from_trainer,
     model_outputs,
     random_factorized_folder,
@@ -68,23 +67,11 @@ def test_the_first_realism_branch_follows_the_last_residual_block():
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("src") / "airplane"
-    random_factorized_folder(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def deep_source(tmp_path_factory):
     """A source with two blocks, both with random (trained-like) weights."""
     folder = tmp_path_factory.mktemp("deep") / "airplane"
     random_factorized_folder(folder, residual_blocks=2)
     return folder
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
 
 
 @pytest.mark.train

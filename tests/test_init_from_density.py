@@ -28,7 +28,7 @@ from gancomp.training.trainer import (
     density_warmup_default,
     init_model_folder,
 )
-from helpers import copy_airplane_images, tiny_train_settings
+from helpers import tiny_train_settings
 
 pytestmark = pytest.mark.train
 
@@ -43,11 +43,6 @@ def ModelConfig(**fields):  # noqa: N802 - stands in for the class, imported whe
 
 DATA = Path(__file__).parent / "data"
 TINY = {"num_down": 3, "channels": 8, "latent_channels": 8, "disc_channels": 8}
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
 
 
 def _settings(images, output, **kw) -> TrainSettings:

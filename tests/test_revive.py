@@ -14,7 +14,6 @@ import pytest
 from gancomp.errors import InputError
 from gancomp.runtime.models import weights_to_bytes
 from helpers import (
-    copy_airplane_images,
     init_from_trainer,
     model_outputs,
     random_factorized_folder,
@@ -42,11 +41,6 @@ def source(tmp_path_factory):
     density["density/matrix0"][rows] = 20.0
     np.savez(folder / "density.npz", **density)
     return folder
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
 
 
 def _outputs(model, x, level):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gancomp.errors import InputError
-from helpers import copy_airplane_images, init_from_trainer, model_outputs, random_factorized_folder
+from helpers import init_from_trainer, model_outputs
 
 pytestmark = pytest.mark.train
 
@@ -41,18 +41,6 @@ def test_embed_zeroes_what_old_channels_read_from_new_ones():
         embed("conv", fresh, trained)  # narrower
     with pytest.raises(ValueError):
         embed("conv", np.zeros((5, 5, 4, 5)), fresh)  # another kernel size
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("src") / "airplane"
-    random_factorized_folder(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return copy_airplane_images(tmp_path_factory.mktemp("imgs"))
 
 
 def test_the_wider_model_computes_what_the_source_did(source, images, tmp_path):
