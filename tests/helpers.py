@@ -149,3 +149,19 @@ def model_outputs(model, x, level):
     out = model(tf.constant(x), tf.constant([level] * len(x)), training=False)
     bits = sum(float(-tf.reduce_sum(tf.math.log(v)).numpy()) for v in out["likelihoods"].values())
     return out["x_hat"].numpy(), bits
+
+
+def assert_same_outputs(source_model, grown_model, images, levels=(0, 3)) -> None:
+    """The grown (wider or deeper) model gives the source's reconstruction and bits on the
+    first three PNGs of ``images`` at each 0-based level."""
+    import numpy as np
+    from PIL import Image
+
+    files = sorted(images.glob("*.png"))[:3]
+    x = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    x = x.astype(np.float32) / np.float32(255)
+    for level in levels:
+        a, bits_a = model_outputs(source_model, x, level)
+        b, bits_b = model_outputs(grown_model, x, level)
+        np.testing.assert_allclose(b, a, atol=2e-5)
+        np.testing.assert_allclose(bits_b, bits_a, rtol=1e-5)
