@@ -243,3 +243,14 @@ cifar_addon airplane --init-from runs/v1w/airplane_deep --r1 0.1 --steps 10000 \
 flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 --output runs/v1f/flower8 &
 wait
 cifar automobile --resume --output runs/realism/auto_r01_10k --steps 20000
+
+# 2026-12-03 afternoon (bfloat16, one core each): the flower add-on for the new flower model
+# runs/v1f/flower8 (31fe1e2a; shipped with it, calibrated with scales 1), a hyperprior on
+# its frozen transforms (not ahead: +35% bits at level 1, -2 to -3% at levels 5-8), and the
+# next plain flower piece (runs/v1f/flower9, stopped at 2,825 for the hyperprior run and
+# resumed with --resume).
+flower_addon --init-from runs/v1f/flower8 --r1 0.1 --steps 7000 --output runs/realism/f8_r01 &
+flower --init-from runs/v1f/flower8 --entropy-model hyperprior --freeze-transforms \
+  --patch-size 256 --steps 8000 --rd-steps 8000 --lr 3e-4 --output runs/v2f/flower8_hpf &
+wait
+flower --init-from runs/v1f/flower8 --lr 5e-4 --steps 12000 --rd-steps 12000 --output runs/v1f/flower9
