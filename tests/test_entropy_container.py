@@ -45,17 +45,6 @@ def test_round_trip_random_latents(seed):
         assert np.array_equal(coder.decode(data, level, (3, 7)), sym)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (8, 8)])
-def test_factorized_coding_order_is_the_sorted_one(shape):
-    # LatentCoder.groups skips the sort; it must be the order the format specifies.
-    t = _tables()
-    coder = LatentCoder(t)
-    for level in range(t.levels):
-        want = coder.indexed._groups(coder.rows(level, shape))
-        got = coder.groups(level, shape)
-        assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
-
-
 def test_round_trip_adversarial_latents():
     t = _tables()
     coder = LatentCoder(t)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import constriction
 import numpy as np
@@ -203,10 +202,6 @@ def tables_from_pmf(pmf: np.ndarray, lo: int, levels: int, channels: int) -> Ent
     )
 
 
-#: A coding order: element order (grouped by row, stable), the rows present, their group sizes.
-Groups: TypeAlias = "tuple[np.ndarray, np.ndarray, np.ndarray]"
-
-
 class IndexedCoder:
     """Range-codes integer symbols, each with the frozen table row chosen by its index.
 
@@ -245,7 +240,7 @@ class IndexedCoder:
         return self._models[row]
 
     @staticmethod
-    def _groups(rows: np.ndarray) -> Groups:
+    def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Element order (grouped by row, stable), the rows present and their group sizes."""
         order = np.argsort(rows, kind="stable")
         present, counts = np.unique(rows[order], return_counts=True)
@@ -283,16 +278,11 @@ class IndexedCoder:
             bits += _gamma_bits(int(d), self.tight_escapes)
         return bits
 
-    def encode_into(
-        self, enc, symbols: np.ndarray, rows: np.ndarray, groups: Groups | None = None
-    ) -> None:
-        """Append the symbols, then their escapes, to a constriction ``RangeEncoder``.
-
-        ``groups`` is ``_groups(rows)`` when the caller knows it without sorting.
-        """
+    def encode_into(self, enc, symbols: np.ndarray, rows: np.ndarray) -> None:
+        """Append the symbols, then their escapes, to a constriction ``RangeEncoder``."""
         rows = self.check_rows(rows)
         sym = np.clip(np.asarray(symbols).ravel(), -LATENT_LIMIT, LATENT_LIMIT)
-        order, present, counts = self._groups(rows) if groups is None else groups
+        order, present, counts = self._groups(rows)
         idx, dist = self._bins(sym[order], rows[order])
         start = 0
         for r, n in zip(present, counts):
@@ -302,19 +292,16 @@ class IndexedCoder:
         for d in dist:
             _encode_gamma(enc, int(d), self.tight_escapes)
 
-    def decode_from(
-        self, dec, rows: np.ndarray, budget_bits: float, groups: Groups | None = None
-    ) -> np.ndarray:
+    def decode_from(self, dec, rows: np.ndarray, budget_bits: float) -> np.ndarray:
         """Symbols (int64, in the element order of ``rows``) read from a ``RangeDecoder``.
 
         ``budget_bits`` bounds the information the stream can hold (from its length):
-        a stream claiming more is corrupt, and is refused before long loops. ``groups`` is
-        ``_groups(rows)`` when the caller knows it without sorting.
+        a stream claiming more is corrupt, and is refused before long loops.
         """
         rows = self.check_rows(rows)
-        order, present, counts = self._groups(rows) if groups is None else groups
-        if float(self.min_bits[present] @ counts) > budget_bits:
+        if float(self.min_bits[rows].sum()) > budget_bits:
             raise InputError("corrupt payload: too short for the image size")
+        order, present, counts = self._groups(rows)
         idx = np.empty(len(rows), np.int64)
         info, start = 0.0, 0
         for r, n in zip(present, counts):
@@ -393,20 +380,12 @@ class LatentCoder:
             raise InputError(f"no tables for level {level}")
         return np.broadcast_to(level * m + np.arange(m), (shape[0] * shape[1], m)).ravel()
 
-    def groups(self, level: int, shape: tuple[int, int]) -> Groups:
-        """``IndexedCoder._groups(self.rows(level, shape))`` without sorting: channel by
-        channel, each channel's elements in raster order."""
-        m, n = self.tables.channels, shape[0] * shape[1]
-        order = np.arange(n * m).reshape(n, m).T.ravel()
-        return order, level * m + np.arange(m), np.full(m, n, np.int64)
-
     def estimate_bits(self, sym: np.ndarray, level: int) -> float:
         return self.indexed.estimate_bits(sym, self.rows(level, sym.shape[:2]))
 
     def encode(self, sym: np.ndarray, level: int) -> bytes:
         enc = new_encoder()
-        shape = sym.shape[:2]
-        self.indexed.encode_into(enc, sym, self.rows(level, shape), self.groups(level, shape))
+        self.indexed.encode_into(enc, sym, self.rows(level, sym.shape[:2]))
         return finish(enc)
 
     def decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
@@ -414,9 +393,7 @@ class LatentCoder:
         rows = self.rows(level, shape)
 
         def run():
-            values = self.indexed.decode_from(
-                new_decoder(data), rows, budget_bits(data), self.groups(level, shape)
-            )
+            values = self.indexed.decode_from(new_decoder(data), rows, budget_bits(data))
             return values.reshape(shape[0], shape[1], self.tables.channels).astype(np.int32)
 
         return decoding_errors(run)
