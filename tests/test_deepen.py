@@ -93,7 +93,6 @@ def test_old_configs_mean_one_block():
     ],
 )
 def test_the_deeper_model_computes_what_the_source_did(request, images, tmp_path, which, kw):
-
     src = request.getfixturevalue(which)
     source_blocks = 2 if which == "deep_source" else 1
     same = init_from_trainer(images, src, tmp_path / "same")

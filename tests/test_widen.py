@@ -44,7 +44,6 @@ def test_embed_zeroes_what_old_channels_read_from_new_ones():
 
 
 def test_the_wider_model_computes_what_the_source_did(source, images, tmp_path):
-
     same = init_from_trainer(images, source, tmp_path / "same")
     wide = init_from_trainer(images, source, tmp_path / "wide", channels=12)
     assert wide.cfg.channels == 12 and same.cfg.channels == 8
