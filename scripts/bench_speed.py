@@ -127,8 +127,8 @@ def gancomp_in_process(
     c = codec_mod.Codec.load(category, models)
     round_trip(c, images[:1], quality)  # builds the network
     # Every stream (factorized y, hyperprior z and y) goes through these two methods.
-    stop_encode = timed_method(IndexedCoder, "encode_into")
-    stop_decode = timed_method(IndexedCoder, "decode_from")
+    stop_encode = timed_method(IndexedCoder, "encode_grouped")
+    stop_decode = timed_method(IndexedCoder, "decode_grouped")
     rt = round_trip(c, images, quality)
     enc_coding, dec_coding = stop_encode(), stop_decode()
     quality_db = float(np.mean([psnr(a, d) for a, d in zip(images, rt.decoded)]))

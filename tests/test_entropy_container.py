@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from gancomp.coding import container
-from gancomp.coding.entropy import LATENT_LIMIT, EntropyTables, LatentCoder, quantize_pmf
+from gancomp.coding.entropy import (
+    LATENT_LIMIT,
+    EntropyTables,
+    LatentCoder,
+    finish,
+    new_encoder,
+    quantize_pmf,
+)
 from gancomp.errors import InputError
 
 
@@ -43,6 +50,28 @@ def test_round_trip_random_latents(seed):
     for level in range(t.levels):
         data = coder.encode(sym, level)
         assert np.array_equal(coder.decode(data, level, (3, 7)), sym)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (8, 8)])
+def test_factorized_coding_order_is_the_specified_one(shape):
+    # LatentCoder skips the sort by row; its order and bytes must be the sorted order's.
+    t = _tables()
+    coder = LatentCoder(t)
+    sym = np.round(np.random.default_rng(1).laplace(0, 3, (*shape, t.channels)))
+    for level in range(t.levels):
+        rows = coder.rows(level, shape)
+        want = coder.indexed._groups(rows)
+        got = coder.groups(level, shape)
+        assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
+        enc = new_encoder()
+        coder.indexed.encode_into(enc, sym, rows)
+        assert coder.encode(sym, level) == finish(enc)
+
+
+def test_huge_claimed_shape_is_refused_before_the_order_is_built():
+    # 2**40 positions: building the coding order would need terabytes.
+    with pytest.raises(InputError, match="too short for the image size"):
+        LatentCoder(_tables()).decode(b"\x5a" * 64, 0, (1 << 20, 1 << 20))
 
 
 def test_round_trip_adversarial_latents():

@@ -66,7 +66,7 @@ def _z_and_payload(codec: Codec, blob: bytes) -> tuple[np.ndarray, bytes]:
 def _z_bytes(codec: Codec, z: np.ndarray, quality: int) -> int:
     """Bytes of z's section alone (z is coded first, then y, in one stream)."""
     enc = new_encoder()
-    codec.z_coder.indexed.encode_into(enc, z, codec.z_coder.rows(quality - 1, z.shape[:2]))
+    codec.z_coder.encode_into(enc, z, quality - 1)
     return len(finish(enc))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import constriction
 import numpy as np
@@ -202,6 +203,14 @@ def tables_from_pmf(pmf: np.ndarray, lo: int, levels: int, channels: int) -> Ent
     )
 
 
+class Groups(NamedTuple):
+    """A coding order: symbols grouped by table row, ascending, each group in element order."""
+
+    order: np.ndarray  # element index of each coded symbol
+    present: np.ndarray  # the rows present, ascending
+    counts: np.ndarray  # symbols per present row
+
+
 class IndexedCoder:
     """Range-codes integer symbols, each with the frozen table row chosen by its index.
 
@@ -240,11 +249,11 @@ class IndexedCoder:
         return self._models[row]
 
     @staticmethod
-    def _groups(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _groups(rows: np.ndarray) -> Groups:
         """Element order (grouped by row, stable), the rows present and their group sizes."""
         order = np.argsort(rows, kind="stable")
         present, counts = np.unique(rows[order], return_counts=True)
-        return order, present, counts
+        return Groups(order, present, counts)
 
     def _bins(self, symbols: np.ndarray, rows: np.ndarray):
         """Bin of each symbol (escapes at bin 0 / the last bin) and the escaped distances."""
@@ -280,10 +289,13 @@ class IndexedCoder:
 
     def encode_into(self, enc, symbols: np.ndarray, rows: np.ndarray) -> None:
         """Append the symbols, then their escapes, to a constriction ``RangeEncoder``."""
-        rows = self.check_rows(rows)
+        self.encode_grouped(enc, symbols, self._groups(self.check_rows(rows)))
+
+    def encode_grouped(self, enc, symbols: np.ndarray, groups: Groups) -> None:
+        """``encode_into`` with the coding order given (a caller that knows it needs no sort)."""
         sym = np.clip(np.asarray(symbols).ravel(), -LATENT_LIMIT, LATENT_LIMIT)
-        order, present, counts = self._groups(rows)
-        idx, dist = self._bins(sym[order], rows[order])
+        order, present, counts = groups
+        idx, dist = self._bins(sym[order], np.repeat(present, counts))
         start = 0
         for r, n in zip(present, counts):
             enc.encode(np.ascontiguousarray(idx[start : start + n]), self._model(int(r)))
@@ -299,10 +311,21 @@ class IndexedCoder:
         a stream claiming more is corrupt, and is refused before long loops.
         """
         rows = self.check_rows(rows)
-        if float(self.min_bits[rows].sum()) > budget_bits:
+        # Before the sort: a crafted header can claim a huge image for a tiny stream.
+        self.check_budget(self.min_bits[rows].sum(), budget_bits)
+        return self.decode_grouped(dec, self._groups(rows), budget_bits)
+
+    @staticmethod
+    def check_budget(min_bits: float, budget_bits: float) -> None:
+        """Refuse a stream too short for the fewest bits its symbols can cost."""
+        if float(min_bits) > budget_bits:
             raise InputError("corrupt payload: too short for the image size")
-        order, present, counts = self._groups(rows)
-        idx = np.empty(len(rows), np.int64)
+
+    def decode_grouped(self, dec, groups: Groups, budget_bits: float) -> np.ndarray:
+        """``decode_from`` with the coding order given (a caller that knows it needs no sort)."""
+        order, present, counts = groups
+        self.check_budget(self.min_bits[present] @ counts, budget_bits)
+        idx = np.empty(len(order), np.int64)
         info, start = 0.0, 0
         for r, n in zip(present, counts):
             got = dec.decode(self._model(int(r)), int(n))
@@ -311,7 +334,7 @@ class IndexedCoder:
             if info > budget_bits:  # a corrupt stream stops early
                 raise InputError("corrupt payload: shorter than its symbols")
             start += n
-        sorted_rows = rows[order]
+        sorted_rows = np.repeat(present, counts)
         lengths = self.lengths[sorted_rows]
         values = idx + self.offsets[sorted_rows] - 1
         under = idx == 0
@@ -330,7 +353,7 @@ class IndexedCoder:
                     values[i] = int(self.offsets[r]) + int(self.lengths[r]) - 2 + d
             if np.abs(values).max(initial=0) > LATENT_LIMIT:
                 raise InputError("corrupt payload: latent out of range")
-        out = np.empty(len(rows), np.int64)
+        out = np.empty(len(order), np.int64)
         out[order] = values
         return out
 
@@ -374,29 +397,53 @@ class LatentCoder:
         self.tables = tables
         self.indexed = IndexedCoder(tables, tight_escapes)
 
-    def rows(self, level: int, shape: tuple[int, int]) -> np.ndarray:
-        m = self.tables.channels
+    def check_level(self, level: int) -> None:
         if not 0 <= level < self.tables.levels:
             raise InputError(f"no tables for level {level}")
+
+    def rows(self, level: int, shape: tuple[int, int]) -> np.ndarray:
+        self.check_level(level)
+        m = self.tables.channels
         return np.broadcast_to(level * m + np.arange(m), (shape[0] * shape[1], m)).ravel()
+
+    def groups(self, level: int, shape: tuple[int, int]) -> Groups:
+        """The coding order of ``rows(level, shape)`` without a sort: channel by channel,
+        each channel's positions in raster order."""
+        m, n = self.tables.channels, shape[0] * shape[1]
+        order = np.arange(n * m).reshape(n, m).T.ravel()
+        return Groups(order, level * m + np.arange(m), np.full(m, n, np.int64))
 
     def estimate_bits(self, sym: np.ndarray, level: int) -> float:
         return self.indexed.estimate_bits(sym, self.rows(level, sym.shape[:2]))
 
+    def encode_into(self, enc, sym: np.ndarray, level: int) -> None:
+        """Append one level's latents (h, w, M) to a constriction ``RangeEncoder``."""
+        self.check_level(level)
+        self.indexed.encode_grouped(enc, sym, self.groups(level, sym.shape[:2]))
+
     def encode(self, sym: np.ndarray, level: int) -> bytes:
         enc = new_encoder()
-        self.indexed.encode_into(enc, sym, self.rows(level, sym.shape[:2]))
+        self.encode_into(enc, sym, level)
         return finish(enc)
+
+    def decode_from(
+        self, dec, level: int, shape: tuple[int, int], budget_bits: float
+    ) -> np.ndarray:
+        """Latents (h, w, M) int32 read from a ``RangeDecoder`` (see ``decode``)."""
+        self.check_level(level)
+        m = self.tables.channels
+        # Before the order is built: a crafted header can claim a huge image for a tiny stream.
+        min_bits = self.indexed.min_bits[level * m : (level + 1) * m].sum()
+        self.indexed.check_budget(shape[0] * shape[1] * min_bits, budget_bits)
+        groups = self.groups(level, shape)
+        values = self.indexed.decode_grouped(dec, groups, budget_bits)
+        return values.reshape(shape[0], shape[1], m).astype(np.int32)
 
     def decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
         """Latents (h, w, M) int32; any inconsistent stream raises InputError."""
-        rows = self.rows(level, shape)
-
-        def run():
-            values = self.indexed.decode_from(new_decoder(data), rows, budget_bits(data))
-            return values.reshape(shape[0], shape[1], self.tables.channels).astype(np.int32)
-
-        return decoding_errors(run)
+        return decoding_errors(
+            lambda: self.decode_from(new_decoder(data), level, shape, budget_bits(data))
+        )
 
 
 _UNIFORM_K = constriction.stream.model.Uniform(34)

@@ -394,9 +394,8 @@ class Codec:
         for y, z_sym, mean, index in zip(ys, z_syms, means, indexes):
             residual = np.round(y - mean).astype(np.int32)
             enc = new_encoder()
-            z_rows = self.z_coder.rows(level, z_sym.shape[:2])
             # z first, its escapes included: the decoder needs all of z for y's indexes.
-            self.z_coder.indexed.encode_into(enc, z_sym, z_rows)
+            self.z_coder.encode_into(enc, z_sym, level)
             self.y_coder.encode_into(enc, residual, index.ravel())
             payloads.append(finish(enc))
         return payloads
@@ -410,9 +409,8 @@ class Codec:
             budget = budget_bits(payload)
             dec = new_decoder(payload)
             zh, zw = self._z_grid(h, w)
-            z_rows = self.z_coder.rows(level, (zh, zw))
-            z = decoding_errors(partial(self.z_coder.indexed.decode_from, dec, z_rows, budget))
-            states.append((dec, budget, z.reshape(zh, zw, -1).astype(np.int32)))
+            z = decoding_errors(partial(self.z_coder.decode_from, dec, level, (zh, zw), budget))
+            states.append((dec, budget, z))
         shapes = [shape for _, _, shape in jobs]
         indexes = self._scale_indexes([z for _, _, z in states], shapes)
         out = []
