@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def main() -> int:
         meta,
         force=args.force,
     )
+    # The trainable densities (for --init-from; neither fingerprinted nor read by the runtime).
+    if (src / "density.npz").exists():
+        shutil.copyfile(src / "density.npz", args.out / "density.npz")
     size = sum(f.stat().st_size for f in args.out.iterdir())
     print(f"{args.out}: fingerprint {fp}, {size / 1e6:.1f} MB (from {meta['shrunk_from']})")
     return 0

@@ -254,3 +254,11 @@ flower --init-from runs/v1f/flower8 --entropy-model hyperprior --freeze-transfor
   --patch-size 256 --steps 8000 --rd-steps 8000 --lr 3e-4 --output runs/v2f/flower8_hpf &
 wait
 flower --init-from runs/v1f/flower8 --lr 5e-4 --steps 12000 --rd-steps 12000 --output runs/v1f/flower9
+
+# 2026-12-03 evening (bfloat16, one core each; runs/ had been lost, so both start from the
+# shipped flower model 31fe1e2a): the next plain flower piece, and the flower model widened
+# to 112 hidden channels (Net2Net zero-output widening, as the CIFAR models were widened).
+flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 --output runs/v1f/flower9 &
+flower --init-from models/flower --channels 112 --lr 5e-4 --steps 12000 --rd-steps 12000 \
+  --output runs/v1w/flower112 &
+wait
