@@ -16,8 +16,9 @@ r, measured on **training** images (so the val split stays a clean test), and wr
 
 Rule, per swept level: among the r whose high-frequency energy ratio lies in [0.8, 1.2]
 and whose PSNR is at most 2.5 dB below r = 0's (the issue's bounds; the sweep must include
-r = 0), take the one with the lowest two-sample accuracy; s_q becomes that r times the
-level's current s_q (the sweep ran at the current scale). A level without an admissible r
+r = 0), take the one with the lowest two-sample accuracy, or, among those within that
+accuracy's standard error of it (a tie the critic cannot resolve), the largest r; s_q becomes
+that r times the level's current s_q (the sweep ran at the current scale). A level without an admissible r
 keeps its scale, and so do levels not swept. realism.json (and the add-on's entry in
 metadata.json) are rewritten atomically, and only with --force. A realism phase started
 from a calibrated add-on (``--realism-from``) with ``--realism-levels`` trains at the full
@@ -73,6 +74,10 @@ def choose_scales(rows: list[dict], current: list[float]) -> tuple[list[float], 
             lines.append(f"level {level}: no admissible r, scale kept at {scales[level - 1]:g}")
             continue
         best = min(admissible, key=lambda r: admissible[r]["two_sample"]["accuracy"])
+        # Accuracies within the best's standard error are a tie: keep the most realism.
+        test = admissible[best]["two_sample"]
+        bound = test["accuracy"] + test.get("standard_error", 0.0)
+        best = max(r for r, row in admissible.items() if row["two_sample"]["accuracy"] <= bound)
         row = admissible[best]
         old = scales[level - 1]
         scales[level - 1] = round(best * old, 4)
@@ -132,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         meta["realism"]["calibration"] = {
             "sweep_folder": sweep.get("folder"),
             "sweep_images": sweep.get("images"),
-            "rule": f"lowest accuracy with HF in {list(HF_RANGE)}, cost <= {MAX_PSNR_COST_DB} dB",
+            "rule": (
+                f"lowest accuracy (ties within its standard error: largest r) with HF in "
+                f"{list(HF_RANGE)}, cost <= {MAX_PSNR_COST_DB} dB"
+            ),
             "levels": lines,
         }
         write_json_atomically(meta_path, meta)

@@ -63,6 +63,24 @@ def test_the_least_detectable_admissible_weight_wins(calibrate):
     assert len(lines) == 3 and "no admissible r" in lines[2]
 
 
+def test_a_tie_within_the_standard_error_keeps_the_most_realism(calibrate):
+    def timed(level, r, accuracy, hf, se):
+        out = row(level, r, accuracy, hf, 28.0)
+        out["two_sample"]["standard_error"] = se
+        return out
+
+    rows = [
+        timed(1, 0, 0.96, 0.3, 0.01),
+        timed(1, 0.8, 0.850, 0.80, 0.017),
+        timed(1, 1, 0.859, 0.94, 0.017),  # 0.009 worse: within the error, so r = 1
+        timed(2, 0, 0.96, 0.3, 0.01),
+        timed(2, 0.6, 0.800, 0.85, 0.010),
+        timed(2, 1, 0.850, 1.00, 0.010),  # 0.05 worse: a real difference, so r = 0.6
+    ]
+    scales, _ = calibrate.choose_scales(rows, [1.0, 1.0])
+    assert scales == [1.0, 0.6]
+
+
 def test_a_sweep_without_r_zero_is_refused(calibrate):
     with pytest.raises(ValueError, match="r = 0"):
         calibrate.choose_scales([row(1, 0.5, 0.7, 1.0, 22.0)], [1.0])
