@@ -262,3 +262,9 @@ flower --init-from models/flower --lr 5e-4 --steps 12000 --rd-steps 12000 --outp
 flower --init-from models/flower --channels 112 --lr 5e-4 --steps 12000 --rd-steps 12000 \
   --output runs/v1w/flower112 &
 wait
+# The widened model (e31ae422) shipped as 0205ba67: its kernels stored as float16
+# (scripts/shrink_model.py runs/v1w/flower112 runs/v1w/flower112s), its add-on trained on
+# that folder and calibrated (level scales 1); then the widened run's next piece.
+flower_addon --init-from runs/v1w/flower112s --r1 0.1 --steps 7000 --output runs/realism/f112_r01 &
+flower --resume --output runs/v1w/flower112 --steps 24000 &
+wait
