@@ -16,10 +16,10 @@ r, measured on **training** images (so the val split stays a clean test), and wr
 
 Rule, per swept level: among the r whose high-frequency energy ratio lies in [0.8, 1.2]
 and whose PSNR is at most 2.5 dB below r = 0's (the issue's bounds; the sweep must include
-r = 0), take the one with the lowest two-sample accuracy, or, among those within that
-accuracy's standard error of it (a tie the critic cannot resolve), the largest r; s_q becomes
-that r times the level's current s_q (the sweep ran at the current scale). A level without an admissible r
-keeps its scale, and so do levels not swept. realism.json (and the add-on's entry in
+r = 0), take the one with the lowest two-sample accuracy; among the r within that
+accuracy's standard error of it (a tie the critic cannot resolve), take the largest. s_q
+becomes that r times the level's current s_q (the sweep ran at the current scale). A level
+without an admissible r keeps its scale, and so do levels not swept. realism.json (and the add-on's entry in
 metadata.json) are rewritten atomically, and only with --force. A realism phase started
 from a calibrated add-on (``--realism-from``) with ``--realism-levels`` trains at the full
 scale again, so its result needs a sweep of its own.
