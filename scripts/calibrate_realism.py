@@ -19,10 +19,11 @@ and whose PSNR is at most 2.5 dB below r = 0's (the issue's bounds; the sweep mu
 r = 0), take the one with the lowest two-sample accuracy; among the r within that
 accuracy's standard error of it (a tie the critic cannot resolve), take the largest. s_q
 becomes that r times the level's current s_q (the sweep ran at the current scale). A level
-without an admissible r keeps its scale, and so do levels not swept. realism.json (and the add-on's entry in
-metadata.json) are rewritten atomically, and only with --force. A realism phase started
-from a calibrated add-on (``--realism-from``) with ``--realism-levels`` trains at the full
-scale again, so its result needs a sweep of its own.
+without an admissible r keeps its scale, and so do levels not swept. realism.json (and the
+add-on's entry in metadata.json, which records the calibration even when it keeps the
+scales) are rewritten atomically, and only with --force. A realism phase started from a
+calibrated add-on (``--realism-from``) with ``--realism-levels`` trains at the full scale
+again, so its result needs a sweep of its own.
 """
 
 from __future__ import annotations
@@ -118,14 +119,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("\n".join(lines))
     print(f"level_scale {current} -> {scales}")
-    if scales == current:
-        return 0
     if not a.force:
+        if scales == current:
+            return 0
         print(f"not written: add --force to rewrite {target}", file=sys.stderr)
         return 1
-    description["level_scale"] = scales
-    write_json_atomically(target, description)
-    print(f"wrote {target}")
+    if scales != current:
+        description["level_scale"] = scales
+        write_json_atomically(target, description)
+        print(f"wrote {target}")
+    # With --force the calibration is recorded even when it keeps the scales.
     # The model's metadata.json records the add-on (its "realism" entry): keep it in step.
     meta_path = a.model / "metadata.json"
     try:

@@ -120,6 +120,26 @@ def test_calibrated_r_one_decodes_as_the_chosen_weight_did(calibrate, tmp_path, 
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == []
 
 
+def test_a_calibration_that_keeps_the_scales_is_recorded(calibrate, tmp_path):
+    folder = tmp_path / "airplane"
+    shutil.copytree(TINY_MODELS / "airplane", folder)
+    add_random_realism(folder)
+    sweep = tmp_path / "sweep.json"
+    rows = [row(1, 0, 0.99, 0.5, 23.0), row(1, 1, 0.8, 1.1, 22.0)]  # r = 1 keeps scale 1
+    fingerprint = read_model_folder(folder).fingerprint
+    sweep.write_text(json.dumps({"model_fingerprint": fingerprint, "rows": rows}))
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["realism"] = {"branches": 2, "level_scale": [1.0] * 8}
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    before = (folder / "realism.json").read_bytes()
+    assert calibrate.main([str(sweep), str(folder)]) == 0  # nothing to change, nothing written
+    assert "calibration" not in json.loads((folder / "metadata.json").read_text())["realism"]
+    assert calibrate.main([str(sweep), str(folder), "--force"]) == 0
+    assert (folder / "realism.json").read_bytes() == before
+    meta = json.loads((folder / "metadata.json").read_text())["realism"]
+    assert "r = 1" in meta["calibration"]["levels"][0]
+
+
 def test_a_sweep_of_another_model_is_refused(calibrate, tmp_path, capsys):
     folder = tmp_path / "airplane"
     shutil.copytree(TINY_MODELS / "airplane", folder)
