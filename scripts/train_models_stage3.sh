@@ -268,3 +268,15 @@ wait
 flower_addon --init-from runs/v1w/flower112s --r1 0.1 --steps 7000 --output runs/realism/f112_r01 &
 flower --resume --output runs/v1w/flower112 --steps 24000 &
 wait
+# The widened run's next piece (108f2039) shipped as deaf4094 (kernels float16:
+# scripts/shrink_model.py runs/v1w/flower112 runs/v1w/flower112b_s) with its own add-on;
+# beside it, the widened model widened again to 128 channels (runs/v1w/flower128, 4d374303,
+# not shipped) and that run's next piece.
+flower --init-from runs/v1w/flower112 --channels 128 --lr 5e-4 --steps 12000 --rd-steps 12000 \
+  --output runs/v1w/flower128 &
+flower_addon --init-from runs/v1w/flower112b_s --r1 0.1 --steps 7000 --output runs/realism/f112b_r01
+# (--realism-from: models/flower as of 5819e42, the add-on of 0205ba67)
+flower_addon --init-from runs/v1w/flower112b_s --realism-from models/flower --r1 0.1 --steps 3000 \
+  --output runs/realism/f112b_warm
+wait
+flower --resume --output runs/v1w/flower128 --steps 24000
