@@ -207,9 +207,9 @@ def test_ctrl_c_in_a_batch_leaves_only_complete_files(tmp_path, models_dir):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # A shell sees 130 either way. CI saw -2 once under load, after the one-line message: most
-    # likely CPython re-raising SIGINT at exit because the KeyboardInterrupt left code run by
-    # exec() of a string (dataclasses, namedtuple) before our handler caught it.
+    # A shell sees 130 either way. CI saw -2 (death by SIGINT) once under load, after the
+    # one-line message; the cause is not found yet (a KeyboardInterrupt caught after leaving
+    # exec() of a string does not reproduce it).
     assert proc.returncode in (130, -signal.SIGINT), stderr
     assert stderr.strip().splitlines() == ["gancomp: interrupted"]
     names = sorted(p.name for p in out.iterdir())
