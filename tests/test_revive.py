@@ -92,3 +92,83 @@ def test_revival_needs_a_factorized_init_from_model(source, images, tmp_path):
         init_from_trainer(
             images, source, tmp_path / "b", revive_latents=True, entropy_model="hyperprior"
         )
+
+
+WIDE = 12  # the widened latent
+
+
+def test_a_wider_latent_keeps_the_source_channels_and_starts_the_new_ones(
+    source, images, tmp_path, monkeypatch
+):
+    """``--latent-channels 12`` on the 8-channel source: the old channels code what they did,
+    the new ones start revived with the live channels' mean gains (the dead channel's tiny
+    gains left out) and are read through small fresh weights; with those reads at 0 the
+    reconstruction is exactly the source's."""
+    from PIL import Image
+
+    from gancomp.training import revive, widen
+
+    plain = init_from_trainer(images, source, tmp_path / "plain")
+    wide = init_from_trainer(images, source, tmp_path / "wide", latent_channels=WIDE)
+    new = list(range(LATENT, WIDE))
+    assert wide.cfg.latent_channels == WIDE and wide.revived_channels == new
+    live = [c for c in range(LATENT) if c != DEAD]
+    gain = wide.model.log_gain.numpy()
+    np.testing.assert_allclose(gain[:, :LATENT], plain.model.log_gain.numpy())
+    for c in new:
+        np.testing.assert_allclose(gain[:, c], gain[:, live].mean(axis=1), rtol=1e-6)
+    # The old channels' densities are the source's, row for row.
+    pmf_plain = plain.model.density.pmf_table(-3, 3).reshape(8, LATENT, -1)
+    pmf_wide = wide.model.density.pmf_table(-3, 3).reshape(8, WIDE, -1)
+    np.testing.assert_allclose(pmf_wide[:, :LATENT], pmf_plain, rtol=1e-6)
+    _, reader = revive.latent_layers(wide.model)
+    _, plain_reader = revive.latent_layers(plain.model)
+    kernel = reader.kernel.numpy()
+    np.testing.assert_array_equal(kernel[:, :, :LATENT, :], plain_reader.kernel.numpy())
+    assert np.abs(kernel[:, :, LATENT:, :]).all()  # read from step one
+    assert list(revive.dead_channels(wide.model)) == [DEAD]  # new densities are wide
+
+    x = np.stack(
+        [np.asarray(Image.open(f).convert("RGB")) for f in sorted(images.glob("*.png"))[:3]]
+    ).astype(np.float32) / np.float32(255)
+    monkeypatch.setattr(widen, "LATENT_READ_SCALE", 0.0)
+    unread = init_from_trainer(images, source, tmp_path / "unread", latent_channels=WIDE)
+    for level in (0, 7):
+        x_plain, bits_plain, y_plain = _outputs(plain.model, x, level)
+        x_wide, _, y_wide = _outputs(wide.model, x, level)
+        x_unread, bits_unread, _ = _outputs(unread.model, x, level)
+        np.testing.assert_allclose(y_wide[..., :LATENT], y_plain)
+        np.testing.assert_allclose(x_unread, x_plain, atol=1e-6)
+        assert bits_unread > bits_plain  # the new channels pay
+    assert np.round(y_wide[..., new]).any()  # the top level codes them
+    assert not np.allclose(x_wide, x_plain, atol=1e-6)  # and the generator reads them
+
+
+def test_a_wider_latent_with_revival_restarts_the_dead_channel_too(source, images, tmp_path):
+    wide = init_from_trainer(
+        images, source, tmp_path / "wide", latent_channels=WIDE, revive_latents=True
+    )
+    assert wide.revived_channels == [DEAD, *range(LATENT, WIDE)]
+
+
+def test_a_wider_latent_trains_exports_and_codes(source, images, tmp_path):
+    """The widened model trains, and its export compresses and decompresses."""
+    from PIL import Image
+
+    import gancomp
+
+    out = tmp_path / "models" / "airplane"
+    wide = init_from_trainer(images, source, out, latent_channels=WIDE)
+    wide.run()
+    image = np.asarray(Image.open(sorted(images.glob("*.png"))[0]).convert("RGB"))
+    data = gancomp.compress(image, "airplane", quality=8, models_dir=out.parent)
+    assert gancomp.decompress(data, models_dir=out.parent).shape == image.shape
+
+
+def test_a_latent_cannot_narrow_nor_widen_a_hyperprior(source, images, tmp_path):
+    with pytest.raises(InputError, match="narrow"):
+        init_from_trainer(images, source, tmp_path / "a", latent_channels=4)
+    with pytest.raises(InputError, match="hyperprior"):
+        init_from_trainer(
+            images, source, tmp_path / "b", latent_channels=WIDE, entropy_model="hyperprior"
+        )

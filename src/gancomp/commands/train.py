@@ -112,7 +112,14 @@ def realism_weight(name: str, default: float, help: str):
     help="Residual blocks of G at the latent resolution (default 1). With --init-from, a "
     "larger value deepens the source model: it starts computing exactly what the source did.",
 )
-@click.option("--latent-channels", type=click.IntRange(4), help="Latent channels M (default 128).")
+@click.option(
+    "--latent-channels",
+    type=click.IntRange(4),
+    help="Latent channels M (default 128). With --init-from a factorized model, a larger "
+    "value widens its latent: the new channels start with fresh encoder filters, the live "
+    "channels' mean gains and fresh densities, and the generator reads them through small "
+    "fresh weights (with --revive-latents, the dead channels restart the same way).",
+)
 @click.option(
     "--revive-latents",
     is_flag=True,

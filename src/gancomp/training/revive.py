@@ -62,21 +62,32 @@ def latent_layers(model):
 
 def fresh_values(model) -> dict[str, np.ndarray]:
     """The values revival takes from a new model: call before the trained weights load."""
-    writer, _ = latent_layers(model)
-    out = {writer.kernel.path: writer.kernel.numpy()}
+    writer, reader = latent_layers(model)
+    out = {writer.kernel.path: writer.kernel.numpy(), reader.kernel.path: reader.kernel.numpy()}
     if writer.bias is not None:
         out[writer.bias.path] = writer.bias.numpy()
     out.update({v.path: v.numpy() for v in model.density.trainable_weights})
     return out
 
 
-def revive(model, fresh: dict[str, np.ndarray], channels: np.ndarray) -> None:
-    """Bring ``channels`` back as described in the module docstring (in place)."""
+def revive(
+    model,
+    fresh: dict[str, np.ndarray],
+    channels: np.ndarray,
+    read_scale: float = 0.0,
+    gains_from: np.ndarray | None = None,
+) -> None:
+    """Bring ``channels`` back as described in the module docstring (in place).
+
+    ``read_scale``: the generator reads them through its fresh weights times this (0: not
+    at all, so the reconstruction stays the source's). ``gains_from``: the channels whose
+    mean gains they take (default: every other channel).
+    """
     channels = np.asarray(channels, dtype=np.int64)
     if channels.size == 0:
         return
     m, levels = model.cfg.latent_channels, model.cfg.levels
-    live = np.setdiff1d(np.arange(m), channels)
+    live = np.setdiff1d(np.arange(m), channels) if gains_from is None else np.asarray(gains_from)
     if live.size == 0:
         raise ValueError("every latent channel is dead: nothing to take the gains from")
     writer, reader = latent_layers(model)
@@ -89,11 +100,11 @@ def revive(model, fresh: dict[str, np.ndarray], channels: np.ndarray) -> None:
         bias = writer.bias.numpy()
         bias[channels] = fresh[writer.bias.path][channels]
         writer.bias.assign(bias)
-    kernel = reader.kernel.numpy()
+    kernel, start = reader.kernel.numpy(), fresh[reader.kernel.path] * np.float32(read_scale)
     if isinstance(reader, Conv2DTranspose):  # (k, k, out, in)
-        kernel[:, :, :, channels] = 0.0
+        kernel[:, :, :, channels] = start[:, :, :, channels]
     else:  # (k, k, in, out)
-        kernel[:, :, channels, :] = 0.0
+        kernel[:, :, channels, :] = start[:, :, channels, :]
     reader.kernel.assign(kernel)
     for gain in (model.log_gain, model.log_inv_gain):
         g = gain.numpy()

@@ -202,6 +202,7 @@ class Trainer:
     def __init__(self, s: TrainSettings):
         self.s = s
         self._widening = False  # --init-from with a larger --channels
+        self._source_latent = None  # --init-from with more --latent-channels: the source's
         self._source_blocks = None  # --init-from with more --residual-blocks: the source's
         if s.precision is None:
             # A resumed run keeps its precision unless --precision says otherwise.
@@ -371,6 +372,21 @@ class Trainer:
                     )
                 cfg_dict["residual_blocks"] = s.residual_blocks
                 self._source_blocks = source_blocks
+            source_latent = int(cfg_dict.get("latent_channels", 128))
+            if s.latent_channels and s.latent_channels != source_latent:
+                # A wider latent whose new channels start as revived ones (gancomp.training.widen).
+                if s.latent_channels < source_latent:
+                    raise InputError(
+                        f"--latent-channels {s.latent_channels}: {s.init_from} has "
+                        f"{source_latent}, and --init-from can widen a latent, not narrow it"
+                    )
+                if s.realism_phase or cfg_dict.get("entropy_model", "factorized") != "factorized":
+                    raise InputError(
+                        "--latent-channels with --init-from widens a factorized model's latent: "
+                        "not with a hyperprior or --realism-phase"
+                    )
+                cfg_dict["latent_channels"] = s.latent_channels
+                self._source_latent = source_latent
             self.cfg = ModelConfig.from_dict(cfg_dict)
             self._init_weights = src.weights
             self._init_entropy_model = src.config.get("entropy_model", "factorized")
@@ -458,9 +474,10 @@ class Trainer:
         if s.revive_latents and not s.init_from:
             raise InputError("--revive-latents revives the latents of an --init-from model")
         if s.init_from:
-            fresh = revive.fresh_values(self.model) if s.revive_latents else {}
+            restarts = s.revive_latents or self._source_latent is not None
+            fresh = revive.fresh_values(self.model) if restarts else {}
             loaded = self._load_init_weights()
-            if s.revive_latents:
+            if restarts:
                 self._revive_latents(fresh)
             self._set_density_warmup(loaded)
             if s.realism_from:
@@ -483,14 +500,34 @@ class Trainer:
                 "--revive-latents trains a factorized model's transforms: not with a "
                 "hyperprior, --realism-phase or --freeze-transforms"
             )
+        m = self.cfg.latent_channels
+        old_m = self._source_latent or m
         dead = revive.dead_channels(self.model)
-        revive.revive(self.model, fresh, dead)
-        self.revived_channels = [int(c) for c in dead]
-        print(
-            f"revived {len(dead)} of {self.cfg.latent_channels} latent channels "
-            f"(dead at level {self.cfg.levels}: P(0) >= {revive.DEAD_P0})",
-            file=sys.stderr,
-        )
+        dead = dead[dead < old_m]  # the new channels' fresh densities are wide
+        if old_m < m:  # a wider latent: its new channels, and the dead ones if asked
+            new = np.arange(old_m, m)
+            channels = np.concatenate([dead, new]) if s.revive_latents else new
+            revive.revive(
+                self.model,
+                fresh,
+                channels,
+                read_scale=widen.LATENT_READ_SCALE,
+                gains_from=np.setdiff1d(np.arange(old_m), dead),
+            )
+            print(
+                f"latent widened from {old_m} to {m} channels"
+                + (f", {len(dead)} dead ones revived" if s.revive_latents else ""),
+                file=sys.stderr,
+            )
+        else:
+            channels = dead
+            revive.revive(self.model, fresh, channels)
+            print(
+                f"revived {len(dead)} of {m} latent channels "
+                f"(dead at level {self.cfg.levels}: P(0) >= {revive.DEAD_P0})",
+                file=sys.stderr,
+            )
+        self.revived_channels = [int(c) for c in channels]
 
     def _load_init_weights(self) -> set[str]:
         """E, G and gains must all be in the source (but G's new residual blocks, which start
@@ -521,7 +558,9 @@ class Trainer:
                 f"--init-from {self.s.init_from}: the model lacks {len(missing)} weights "
                 f"of this architecture (first: {missing[0]})"
             )
-        roles = widen.weight_roles(model) if self._widening else {}
+        roles = widen.weight_roles(model) if self._widening or self._source_latent else {}
+        if self._source_latent:  # new gain columns: set when the new channels start
+            roles.update({v.path: "vector" for v in (model.log_gain, model.log_inv_gain)})
         for name, v in targets.items():
             if tuple(stored[name].shape) != tuple(v.shape):
                 try:
@@ -567,6 +606,12 @@ class Trainer:
         missing = sorted(set(targets) - set(stored))
         if missing:
             raise InputError(f"{where} lacks {len(missing)} densities (first: {missing[0]})")
+        if self._source_latent:  # a wider latent: the new channels' rows stay fresh
+            for name, v in targets.items():
+                try:
+                    stored[name] = widen.embed_latent_rows(stored[name], v.numpy(), self.cfg.levels)
+                except ValueError as exc:
+                    raise InputError(f"{where}: {name}: {exc}") from None
         assign_checked(targets, stored, where)
         return set(targets)
 
