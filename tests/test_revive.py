@@ -121,7 +121,9 @@ def test_a_wider_latent_keeps_the_source_channels_and_starts_the_new_ones(
     pmf_plain = plain.model.density.pmf_table(-3, 3).reshape(8, LATENT, -1)
     pmf_wide = wide.model.density.pmf_table(-3, 3).reshape(8, WIDE, -1)
     np.testing.assert_allclose(pmf_wide[:, :LATENT], pmf_plain, rtol=1e-6)
-    _, reader = revive.latent_layers(wide.model)
+    writer, reader = revive.latent_layers(wide.model)
+    norms = np.sqrt(np.square(writer.kernel.numpy()).sum(axis=(0, 1, 2)))
+    np.testing.assert_allclose(norms[new], np.median(norms[live]), rtol=1e-5)  # as large
     _, plain_reader = revive.latent_layers(plain.model)
     kernel = reader.kernel.numpy()
     np.testing.assert_array_equal(kernel[:, :, :LATENT, :], plain_reader.kernel.numpy())

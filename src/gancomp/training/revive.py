@@ -76,12 +76,15 @@ def revive(
     channels: np.ndarray,
     read_scale: float = 0.0,
     gains_from: np.ndarray | None = None,
+    match_filter_norms: bool = False,
 ) -> None:
     """Bring ``channels`` back as described in the module docstring (in place).
 
     ``read_scale``: the generator reads them through its fresh weights times this (0: not
     at all, so the reconstruction stays the source's). ``gains_from``: the channels whose
-    mean gains they take (default: every other channel).
+    mean gains they take (default: every other channel). ``match_filter_norms``: their fresh
+    encoder filters are scaled to the median norm of those channels' filters, so that their
+    latents are as large as a live channel's rather than rounding to 0.
     """
     channels = np.asarray(channels, dtype=np.int64)
     if channels.size == 0:
@@ -94,7 +97,11 @@ def revive(
     from gancomp.training.model import Conv2DTranspose
 
     kernel = writer.kernel.numpy()
-    kernel[..., channels] = fresh[writer.kernel.path][..., channels]
+    start = fresh[writer.kernel.path][..., channels]
+    if match_filter_norms:
+        norms = np.sqrt(np.square(kernel[..., live]).sum(axis=(0, 1, 2)))
+        start = start * (np.median(norms) / np.sqrt(np.square(start).sum(axis=(0, 1, 2))))
+    kernel[..., channels] = start
     writer.kernel.assign(kernel)
     if writer.bias is not None:
         bias = writer.bias.numpy()

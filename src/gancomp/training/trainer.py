@@ -513,6 +513,7 @@ class Trainer:
                 channels,
                 read_scale=widen.LATENT_READ_SCALE,
                 gains_from=np.setdiff1d(np.arange(old_m), dead),
+                match_filter_norms=True,
             )
             print(
                 f"latent widened from {old_m} to {m} channels"
