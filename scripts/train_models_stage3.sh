@@ -280,3 +280,28 @@ flower_addon --init-from runs/v1w/flower112b_s --realism-from models/flower --r1
   --output runs/realism/f112b_warm
 wait
 flower --resume --output runs/v1w/flower128 --steps 24000
+
+# 2026-12-03 late night (bfloat16, one core each): the 128-channel run's third piece
+# (bb2c311f, shipped as 63bb3ae8: scripts/shrink_model.py runs/v1w/flower128
+# runs/v1w/flower128d_s) with its own add-on; beside it the latent of the second piece's
+# export (95dde44e, copied to runs/v1w/flower128_24k) widened from 128 to 256 channels
+# (9b93e37a, not shipped: the new channels died), and the 112-channel control piece resumed
+# (stopped at 12,647 for the widened run).
+flower --resume --output runs/v1w/flower112c --steps 24000 &
+flower --resume --output runs/v1w/flower128 --steps 36000 &
+wait
+flower --init-from runs/v1w/flower128_24k --latent-channels 256 --lr 5e-4 --steps 12000 \
+  --rd-steps 12000 --output runs/v1w/flower128m256 &
+flower_addon --init-from runs/v1w/flower128d_s --r1 0.1 --steps 7000 --output runs/realism/f128d_r01
+wait
+# The add-on was swept on the first 100 flowers/train photos and calibrated (scales 1 at
+# levels 1-2) with scripts/realism.py and scripts/calibrate_realism.py (runs/chain128d.sh),
+# then copied with the model into models/flower.
+
+# 2026-12-04 (bfloat16, one core each): the 128-channel run's fourth piece, and
+# the same start at patch 256 for the same pixels (6,000 steps of 4x the pixels).
+cp -r runs/v1w/flower128 runs/v1w/flower128_36k
+flower --resume --output runs/v1w/flower128 --steps 48000 &
+flower --init-from runs/v1w/flower128_36k --patch-size 256 --steps 6000 --rd-steps 6000 \
+  --output runs/v1w/flower128p256 &
+wait
