@@ -305,3 +305,5 @@ flower --resume --output runs/v1w/flower128 --steps 48000 &
 flower --init-from runs/v1w/flower128_36k --patch-size 256 --steps 6000 --rd-steps 6000 \
   --output runs/v1w/flower128p256 &
 wait
+# Then a longer add-on for 63bb3ae8 (shipped 2026-12-04; swept and calibrated as above).
+flower_addon --init-from runs/v1w/flower128d_s --r1 0.1 --steps 14000 --output runs/realism/f128d_r01_14k
