@@ -294,9 +294,12 @@ flower --init-from runs/v1w/flower128_24k --latent-channels 256 --lr 5e-4 --step
   --rd-steps 12000 --output runs/v1w/flower128m256 &
 flower_addon --init-from runs/v1w/flower128d_s --r1 0.1 --steps 7000 --output runs/realism/f128d_r01
 wait
-# The add-on was swept on the first 100 flowers/train photos and calibrated (scales 1 at
-# levels 1-2) with scripts/realism.py and scripts/calibrate_realism.py (runs/chain128d.sh),
-# then copied with the model into models/flower.
+# Each flower add-on below was swept on the first 100 flowers/train photos, calibrated, and
+# copied with its model into models/flower (ADDON: its output folder; EVAL: a folder whose
+# flower/ is ADDON):
+#   python scripts/realism.py ../shared/data/flowers/train --limit 100 --category flower \
+#     --models-dir EVAL --levels 1,2 --realism 0,0.6,0.8,1 --codecs webp --json sweep.json
+#   python scripts/calibrate_realism.py sweep.json ADDON --force
 
 # 2026-12-04 (bfloat16, one core each): the 128-channel run's fourth piece, and
 # the same start at patch 256 for the same pixels (6,000 steps of 4x the pixels).
@@ -305,5 +308,5 @@ flower --resume --output runs/v1w/flower128 --steps 48000 &
 flower --init-from runs/v1w/flower128_36k --patch-size 256 --steps 6000 --rd-steps 6000 \
   --output runs/v1w/flower128p256 &
 wait
-# Then a longer add-on for 63bb3ae8 (shipped 2026-12-04; swept and calibrated as above).
+# Then a longer add-on for 63bb3ae8 (shipped 2026-12-04 in place of the one above).
 flower_addon --init-from runs/v1w/flower128d_s --r1 0.1 --steps 14000 --output runs/realism/f128d_r01_14k
