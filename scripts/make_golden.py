@@ -10,6 +10,7 @@ OpenBLAS picks other kernels on other CPUs (see docs/FORMAT.md, "Determinism").
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from pathlib import Path
@@ -37,6 +38,9 @@ def golden_latents(data: bytes) -> np.ndarray:
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        description="Rewrite tests/data/golden from the shipped models (no options)."
+    ).parse_args()
     out = ROOT / "tests" / "data" / "golden"
     out.mkdir(parents=True, exist_ok=True)
     record = {}
