@@ -465,6 +465,22 @@ def test_every_option_through_the_cli(tmp_path, data_dir):
     assert len(list((tmp_path / "cache").iterdir())) == 1
 
 
+@pytest.mark.train
+@pytest.mark.slow
+def test_onednn_in_float32(tmp_path, data_dir):
+    """--onednn gives a float32 run (a fresh process) oneDNN's kernels, which it otherwise
+    leaves off; the model folder records it."""
+    data = _image_folder(tmp_path, data_dir, broken=False)
+    out = tmp_path / "models" / "t"
+    args = ["train", "-c", "t", "--data", data, "-o", out, "--channels", "8"]
+    args += ["--latent-channels", "8", "--num-down", "2", "--batch-size", "2", "--patch-size"]
+    args += ["32", "--steps", "2", "--rd-steps", "2", "--precision", "float32", "--onednn"]
+    r = run_cli(*args, timeout=600)
+    assert r.returncode == 0, r.stderr
+    training = json.loads((out / "metadata.json").read_text())["training"]
+    assert training["precision"] == "float32" and training["onednn"] is True
+
+
 def test_bad_precision_is_a_usage_error(tmp_path):
     r = CliRunner().invoke(
         main, ["train", "-c", "t", "--data", str(tmp_path), "--precision", "float16"]

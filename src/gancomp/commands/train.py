@@ -273,6 +273,12 @@ def realism_weight(name: str, default: float, help: str):
 )
 @click.option("--jit", is_flag=True, help="Compile the training steps with XLA (jit_compile=True).")
 @click.option(
+    "--onednn",
+    is_flag=True,
+    help="Use oneDNN's kernels in float32 too (about 2x faster on CPUs without BF16; float "
+    "results then depend on the thread count). mixed_bfloat16 always uses them.",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),
     help="Patch cache: decode the training and validation images once into this folder "

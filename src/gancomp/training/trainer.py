@@ -121,6 +121,7 @@ class TrainSettings:
     # "float32" or "mixed_bfloat16"; default: a resumed run's own, else float32.
     precision: str | None = None
     jit: bool = False  # XLA-compile the training steps
+    onednn: bool = False  # oneDNN kernels in float32 too (bfloat16 always uses them)
     cache_dir: str | None = None  # patch cache folder (decode the images once)
     intra_op_threads: int | None = None  # TensorFlow's thread pools; None: its default
     inter_op_threads: int | None = None
@@ -210,7 +211,7 @@ class Trainer:
         # First: without the train extra this is the one-line "pip install" error, before
         # anything else can fail on a missing TensorFlow or Keras.
         mixed = s.precision == "mixed_bfloat16"
-        tf = _import_tf(onednn=mixed)
+        tf = _import_tf(onednn=mixed or s.onednn)
         from gancomp.runtime.models import check_category_name
         from gancomp.training import data as data_mod
         from gancomp.training._tf import onednn_enabled
