@@ -310,3 +310,14 @@ flower --init-from runs/v1w/flower128_36k --patch-size 256 --steps 6000 --rd-ste
 wait
 # Then a longer add-on for 63bb3ae8 (shipped 2026-12-04 in place of the one above).
 flower_addon --init-from runs/v1w/flower128d_s --r1 0.1 --steps 14000 --output runs/realism/f128d_r01_14k
+
+# 2026-12-04 evening, on the AVX2-only kind (float32, both cores, TensorFlow's default
+# threads, 0.14-0.16 steps/s): the patch-256 piece from the committed 63bb3ae8 (runs/ was
+# lost), stopped and resumed with a shorter --steps so its lr drop lands before the session
+# ends; kept as a resume point (resume/flower, not shipped). Continue it with
+#   gancomp train -c flower ... --patch-size 256 --init-from resume/flower --steps 6000 \
+#     --rd-steps 6000 --output runs/v1w/flower128p256b
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --batch-size 8 --patch-size 256 --cache-dir runs/cache \
+  --init-from models/flower --steps 6000 --rd-steps 6000 --output runs/v1w/flower128p256
+STOP_STEPS

@@ -102,7 +102,9 @@ def _conv2d_transpose_by_phase(
     with p + pad - t divisible by stride: per phase p, an ordinary stride-1 correlation
     whose sums run over whole contiguous blocks instead of strided slices of the output.
     Each output pixel still adds the same products in the same tap order, starting from
-    zero, so the result is bit for bit the scatter's (``tests/test_inference.py``).
+    zero, so the result is the scatter's bit for bit wherever BLAS rounds a row's products
+    alike at any row position (``tests/test_inference.py``; docs/results/cross_kernel_*.md
+    give what other kernels change in decoded pixels).
     """
     n, h, w, cin = x.shape
     k, _, cout, _ = kernel.shape
