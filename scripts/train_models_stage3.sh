@@ -320,4 +320,9 @@ flower_addon --init-from runs/v1w/flower128d_s --r1 0.1 --steps 14000 --output r
 gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
   --val-limit 40 --checkpoint-every 250 --batch-size 8 --patch-size 256 --cache-dir runs/cache \
   --init-from models/flower --steps 6000 --rd-steps 6000 --output runs/v1w/flower128p256
-STOP_STEPS
+# stopped at step 483 (SIGTERM: checkpoint), then to the end with the lr drop at 756:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 840 \
+  --rd-steps 840 --output runs/v1w/flower128p256
+python scripts/shrink_model.py runs/v1w/flower128p256 runs/v1w/flower128p256_s --force  # 3fb63946
+mkdir -p resume/flower && cp runs/v1w/flower128p256_s/*.json runs/v1w/flower128p256_s/*.npz resume/flower/
