@@ -275,8 +275,9 @@ def realism_weight(name: str, default: float, help: str):
 @click.option(
     "--onednn",
     is_flag=True,
-    help="Use oneDNN's kernels in float32 too (about 2x faster on CPUs without BF16; float "
-    "results then depend on the thread count). mixed_bfloat16 always uses them.",
+    help="Use oneDNN's kernels in float32 too (2x on an AVX-512 CPU, slower on an AVX2-only "
+    "one: measure first; float results then depend on the thread count). mixed_bfloat16 "
+    "always uses them.",
 )
 @click.option(
     "--cache-dir",
