@@ -73,7 +73,7 @@ def _scatter_transpose(x, kernel, bias, stride):
 def test_wide_conv2d_transpose_is_the_scatter_bit_for_bit(k, h, w):
     # By output phase (runtime.transforms): each pixel adds the same products in the same
     # tap order. Whether BLAS rounds a row's products alike wherever the row sits in the
-    # matrix depends on its kernel (SkylakeX does, Haswell does not), so the exact check
+    # matrix depends on its kernel (an AVX2-only machine's did not), so the exact check
     # uses small integers, whose sums are exact in float32 in any order: it catches any
     # wrong tap, offset or phase on any CPU. Real-valued data agrees to rounding.
     rng = np.random.default_rng(k * 100 + h * 10 + w)
