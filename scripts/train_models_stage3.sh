@@ -326,3 +326,10 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
   --rd-steps 840 --output runs/v1w/flower128p256
 python scripts/shrink_model.py runs/v1w/flower128p256 runs/v1w/flower128p256_s --force  # 3fb63946
 mkdir -p resume/flower && cp runs/v1w/flower128p256_s/*.json runs/v1w/flower128p256_s/*.npz resume/flower/
+
+# 2026-12-04 night, the AVX2-only kind again (float32, one core, 0.46 steps/s): a realism
+# add-on for resume/flower, warm-started from the shipped add-on (a 14,000-step phase from
+# zero would take 8.5 hours here); its files are committed to resume/flower.
+flower_addon --init-from resume/flower --realism-from models/flower --lr 5e-4 --r1 0.1 \
+  --steps 2000 --output runs/realism/f3fb_warm
+cp runs/realism/f3fb_warm/realism.* runs/realism/f3fb_warm/metadata.json resume/flower/
