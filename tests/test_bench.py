@@ -262,3 +262,69 @@ def test_bench_bad_input(extra, code, message, airplane_dir, models_dir, tmp_pat
     if code == 1:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("gancomp: error:")
+
+
+def test_bench_anchors_reuse_the_classical_curves(
+    bench_run, airplane_dir, models_dir, monkeypatch, tmp_path
+):
+    _, _, doc = bench_run
+    anchors = tmp_path / "anchors.json"  # the fixture's file may be overwritten by another test
+    anchors.write_text(json.dumps(doc))
+    images = bench.load_rgb(AIRPLANES)
+    assert doc["images_sha256"] == bench.images_digest(images)
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("a codec held by the anchors file was encoded again")
+
+    monkeypatch.setattr(bench, "_pillow_point", no_encoding)
+    result = run(
+        "bench",
+        *("--category", "airplane", "--data", airplane_dir, "--models-dir", models_dir),
+        *("--levels", "1,8", "--codecs", "jpeg,webp", "--anchors", anchors),
+    )
+    assert result.exit_code == 0, result.output
+    assert "curves of jpeg, webp reused from the anchors file" in result.stdout
+    again = bench.run_bench(
+        "airplane", images, ["jpeg", "webp"], [1, 8], models_dir=models_dir, anchors=doc
+    )
+    assert again["anchor_codecs"] == ["jpeg", "webp"]
+    for name in ("jpeg", "webp"):
+        assert again["curves"][name] == doc["curves"][name]
+        assert again["settings"][name] == doc["settings"][name]
+        assert again["bd_rate"][name] == doc["bd_rate"][name]
+    # A codec the anchors file lacks is encoded as usual.
+    monkeypatch.undo()
+    mixed = bench.run_bench(
+        "airplane",
+        images,
+        ["jpeg", "avif"],
+        [1],
+        models_dir=models_dir,
+        anchors=doc,
+        qualities={"avif": [50]},
+    )
+    assert mixed["anchor_codecs"] == ["jpeg"]
+    assert [p["quality"] for p in mixed["curves"]["avif"]] == [50]
+
+
+def test_bench_anchors_of_other_images_are_refused(bench_run, airplane_dir, models_dir, tmp_path):
+    _, _, doc = bench_run
+    other = dict(doc, images_sha256="0" * 64)
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    (tmp_path / "old.json").write_text(
+        json.dumps({k: v for k, v in doc.items() if k != "images_sha256"})
+    )
+    (tmp_path / "bad.json").write_text("{not json")
+    args = ("--category", "airplane", "--data", airplane_dir, "--models-dir", models_dir)
+    for name, message in [
+        ("other.json", "measured on other images"),
+        ("old.json", "not a bench result with images_sha256"),
+        ("bad.json", "is not JSON"),
+        ("missing.json", "cannot read the anchors file"),
+    ]:
+        result = run(
+            "bench", *args, "--levels", "1", "--codecs", "jpeg", "--anchors", tmp_path / name
+        )
+        assert result.exit_code == 1, (name, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (name, result.stderr)

@@ -157,9 +157,26 @@ def _codecs_arg(ctx, param, value):
 @click.option("--plot", "plot_path", type=click.Path(), help="Write rate-distortion curves (.png).")
 @click.option("--limit", type=click.IntRange(1), help="Use only the first N images (by name).")
 @click.option("--force", is_flag=True, help="Overwrite existing --json / --plot files.")
+@click.option(
+    "--anchors",
+    "anchors_path",
+    type=click.Path(),
+    help="A --json file of an earlier bench on the same images: reuse its classical codecs' "
+    "curves instead of encoding them again.",
+)
 @MODELS_DIR_OPTION
 def bench(
-    category, data, codecs, levels, efforts, json_path, plot_path, limit, force, models_dir
+    category,
+    data,
+    codecs,
+    levels,
+    efforts,
+    json_path,
+    plot_path,
+    limit,
+    force,
+    anchors_path,
+    models_dir,
 ) -> None:
     """Rate-distortion benchmark of a model against JPEG, WebP and AVIF.
 
@@ -181,6 +198,7 @@ def bench(
         check_writable_target(json_path, force)
     if plot_path:
         bench_mod.check_plot_target(plot_path, force)
+    anchors = bench_mod.read_anchors(anchors_path) if anchors_path else None
     files = bench_mod.list_images(data, limit)
     result = bench_mod.run_bench(
         category,
@@ -190,6 +208,7 @@ def bench(
         models_dir=models_dir,
         progress=sys.stderr.isatty(),
         efforts=efforts,
+        anchors=anchors,
     )
     result["data"] = str(data)
     for name, reason in result["skipped"].items():

@@ -318,6 +318,7 @@ def run_bench(
     qualities: dict[str, Sequence[int]] | None = None,
     efforts: Sequence[str] = ("normal",),
     schedules: dict[str, Any] | None = None,
+    anchors: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rate-distortion curves of the ``category`` model and of classical codecs, and BD-rates.
 
@@ -331,6 +332,10 @@ def run_bench(
     ``efforts`` (:mod:`gancomp.refine`): the first is the ``gancomp`` curve; each further one
     adds a ``gancomp-<effort>`` curve and its BD-rates against the first under
     ``effort_bd_rate``. ``schedules`` optionally replaces an effort's schedule.
+
+    ``anchors``, an earlier result on the same images (checked by ``images_sha256``),
+    supplies the curves and settings of the codecs it holds instead of encoding again: the
+    classical curves do not change with the model, and on photos they are most of the run.
     """
     from PIL import __version__ as pillow_version
     from PIL import features
@@ -371,9 +376,11 @@ def run_bench(
         if not qs or any(not 0 <= q <= 100 for q in qs):
             raise InputError(f"{n}: qualities must be a non-empty list of 0-100, got {qs}")
 
+    digest = images_digest(rgb)
+    reused = _anchor_curves(anchors, digest, run) if anchors is not None else {}
     names = {e: curve_name(e, efforts[0]) for e in efforts}
     curves: dict[str, list[dict[str, Any]]] = {names[e]: [] for e in efforts}
-    total = len(levels) * len(efforts) + sum(len(s) for s in sweeps.values())
+    total = len(levels) * len(efforts) + sum(len(sweeps[n]) for n in run if n not in reused)
     with _progress(total, progress) as bar:
         for effort in efforts:
             # Warm-up: the first call builds the network and traces the graph (with an effort
@@ -386,6 +393,9 @@ def run_bench(
                 curves[names[effort]].append(point)
                 bar.update(1)
         for name in run:
+            if name in reused:
+                curves[name] = reused[name]["curve"]
+                continue
             curves[name] = []
             _pillow_point(name, sweeps[name][0], rgb[:1])  # warm-up (library init), untimed
             for q in sweeps[name]:
@@ -444,17 +454,21 @@ def run_bench(
         if e in schedules:
             settings[names[e]]["schedule"] = dataclasses.asdict(schedules[e])
     for n in run:
+        if n in reused:
+            settings[n] = reused[n]["settings"]
+            continue
         settings[n] = {
             "format": CODECS[n]["format"],
             "options": dict(CODECS[n]["options"]),
             "qualities": sweeps[n],
             "library_version": lib_version(CODECS[n]["feature"]),
         }
-    return {
+    result = {
         "category": category,
         "model_fingerprint": codec.folder.fingerprint,
         "model_path": str(codec.folder.path),
         "images": len(rgb),
+        "images_sha256": digest,
         "pixels": int(sum(a.shape[0] * a.shape[1] for a in rgb)),
         "codecs": run,
         "skipped": skipped,
@@ -467,6 +481,39 @@ def run_bench(
         "effort_codec_bd_rate": effort_codec_bd,
         "versions": {"gancomp": __version__, "pillow": pillow_version},
     }
+    if reused:
+        result["anchor_codecs"] = sorted(reused)  # curves taken from ``anchors``, not re-encoded
+    return result
+
+
+def images_digest(images: Sequence[np.ndarray]) -> str:
+    """SHA-256 over the images' shapes and pixels, in order: which images a bench ran on."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in images:
+        h.update(repr(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _anchor_curves(anchors: dict[str, Any], digest: str, codecs: Sequence[str]) -> dict:
+    """The curves and settings of ``codecs`` that the earlier result ``anchors`` holds; an
+    :class:`InputError` if it is not a bench result on the same images."""
+    try:
+        same = anchors["images_sha256"] == digest
+        held = {
+            n: {"curve": anchors["curves"][n], "settings": anchors["settings"][n]}
+            for n in codecs
+            if n in anchors.get("codecs", ())
+        }
+    except (KeyError, TypeError):
+        raise InputError(
+            "the anchors file is not a bench result with images_sha256 (from --json)"
+        ) from None
+    if not same:
+        raise InputError("the anchors file was measured on other images (images_sha256 differs)")
+    return held
 
 
 # -- output -------------------------------------------------------------------------
@@ -505,6 +552,9 @@ def format_tables(result: dict[str, Any]) -> str:
         + ("" if efforts == ["normal"] else f", gancomp = effort {efforts[0]}"),
         "",
     ]
+    if result.get("anchor_codecs"):
+        reused = ", ".join(result["anchor_codecs"])
+        lines[1:1] = [f"curves of {reused} reused from the anchors file (not encoded again)"]
     lines += _table(head, rows, left=2)
     if result.get("effort_bd_rate"):
         lines += ["", f"BD-rate of each effort vs effort {efforts[0]} (negative = fewer bits)"]
@@ -583,6 +633,22 @@ def write_json(result: dict[str, Any], path: str | os.PathLike, force: bool = Fa
 
     text = json.dumps(_finite(result), indent=2, allow_nan=False) + "\n"
     atomic_write_bytes(path, text.encode(), force=force)
+
+
+def read_anchors(path: str | os.PathLike) -> dict[str, Any]:
+    """An earlier ``--json`` result, for ``run_bench(anchors=...)``; :class:`InputError`
+    (one line) if it cannot be read or is not JSON."""
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read the anchors file {path}: {exc.strerror}") from None
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise InputError(f"the anchors file {path} is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"the anchors file {path} is not a bench result")
+    return doc
 
 
 def _matplotlib() -> tuple[Any, Any]:
