@@ -333,3 +333,13 @@ mkdir -p resume/flower && cp runs/v1w/flower128p256_s/*.json runs/v1w/flower128p
 flower_addon --init-from resume/flower --realism-from models/flower --lr 5e-4 --r1 0.1 \
   --steps 2000 --output runs/realism/f3fb_warm
 cp runs/realism/f3fb_warm/realism.* runs/realism/f3fb_warm/metadata.json resume/flower/
+
+# 2026-12-04 late night: 3fb63946 ships with the add-on of 63bb3ae8 carried over unchanged
+# (its branches measured as well on 3fb63946 as on 63bb3ae8; docs/RESULTS.md).
+python scripts/carry_realism.py models/flower resume/flower runs/carried/flower
+rm -rf models/flower && cp -r runs/carried/flower models/flower
+python scripts/make_golden.py
+# The patch-256 run continues from its checkpoint (step 840, Adam state kept), both cores:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 6000 \
+  --rd-steps 6000 --output runs/v1w/flower128p256
