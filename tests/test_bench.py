@@ -307,6 +307,42 @@ def test_bench_anchors_reuse_the_classical_curves(
     assert [p["quality"] for p in mixed["curves"]["avif"]] == [50]
 
 
+def test_bench_anchors_measured_with_other_settings_are_encoded_again(
+    bench_run, models_dir, monkeypatch
+):
+    """A curve is reused only if it was measured as this run would measure it: another
+    quality sweep or another library version means encoding again."""
+    _, _, doc = bench_run
+    images = bench.load_rgb(AIRPLANES)
+    older = json.loads(json.dumps(doc))
+    older["settings"]["webp"]["library_version"] = "0.0.1"
+    encoded = []
+    real_point = bench._pillow_point
+
+    def counting(name, *args, **kwargs):
+        encoded.append(name)
+        return real_point(name, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "_pillow_point", counting)
+    result = bench.run_bench(
+        "airplane",
+        images,
+        ["jpeg", "webp"],
+        [1],
+        models_dir=models_dir,
+        anchors=older,
+        qualities={"jpeg": [40, 60]},
+    )
+    assert "anchor_codecs" not in result  # nothing reused
+    assert sorted(set(encoded)) == ["jpeg", "webp"]
+    assert [p["quality"] for p in result["curves"]["jpeg"]] == [40, 60]
+    assert result["settings"]["webp"]["library_version"] != "0.0.1"
+    # The default sweep with the same library version is still reused.
+    encoded.clear()
+    again = bench.run_bench("airplane", images, ["jpeg"], [1], models_dir=models_dir, anchors=doc)
+    assert again["anchor_codecs"] == ["jpeg"] and encoded == []
+
+
 def test_bench_anchors_of_other_images_are_refused(bench_run, airplane_dir, models_dir, tmp_path):
     _, _, doc = bench_run
     other = dict(doc, images_sha256="0" * 64)

@@ -162,7 +162,8 @@ def _codecs_arg(ctx, param, value):
     "anchors_path",
     type=click.Path(),
     help="A --json file of an earlier bench on the same images: reuse its classical codecs' "
-    "curves instead of encoding them again.",
+    "curves instead of encoding them again (those measured with the same quality sweep, "
+    "options and library version).",
 )
 @MODELS_DIR_OPTION
 def bench(

@@ -334,11 +334,11 @@ def run_bench(
     ``effort_bd_rate``. ``schedules`` optionally replaces an effort's schedule.
 
     ``anchors``, an earlier result on the same images (checked by ``images_sha256``),
-    supplies the curves and settings of the codecs it holds instead of encoding again: the
-    classical curves do not change with the model, and on photos they are most of the run.
+    supplies the curves of the codecs it holds, measured with the same settings (sweep,
+    options, library version), instead of encoding again: the classical curves do not
+    change with the model, and on photos they are most of the run.
     """
     from PIL import __version__ as pillow_version
-    from PIL import features
 
     from gancomp import __version__
     from gancomp.runtime.codec import load_codec
@@ -377,7 +377,8 @@ def run_bench(
             raise InputError(f"{n}: qualities must be a non-empty list of 0-100, got {qs}")
 
     digest = images_digest(rgb)
-    reused = _anchor_curves(anchors, digest, run) if anchors is not None else {}
+    wanted = {n: _classical_settings(n, sweeps[n]) for n in run}
+    reused = _anchor_curves(anchors, digest, wanted) if anchors is not None else {}
     names = {e: curve_name(e, efforts[0]) for e in efforts}
     curves: dict[str, list[dict[str, Any]]] = {names[e]: [] for e in efforts}
     total = len(levels) * len(efforts) + sum(len(sweeps[n]) for n in run if n not in reused)
@@ -442,12 +443,6 @@ def run_bench(
         for e in efforts[1:]
     }
 
-    def lib_version(feature: str) -> str | None:
-        try:
-            return features.version(feature)
-        except ValueError:
-            return None
-
     settings: dict[str, Any] = {}
     for e in efforts:
         settings[names[e]] = {"levels": levels, "effort": e}
@@ -457,12 +452,7 @@ def run_bench(
         if n in reused:
             settings[n] = reused[n]["settings"]
             continue
-        settings[n] = {
-            "format": CODECS[n]["format"],
-            "options": dict(CODECS[n]["options"]),
-            "qualities": sweeps[n],
-            "library_version": lib_version(CODECS[n]["feature"]),
-        }
+        settings[n] = wanted[n]
     result = {
         "category": category,
         "model_fingerprint": codec.folder.fingerprint,
@@ -497,15 +487,37 @@ def images_digest(images: Sequence[np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _anchor_curves(anchors: dict[str, Any], digest: str, codecs: Sequence[str]) -> dict:
-    """The curves and settings of ``codecs`` that the earlier result ``anchors`` holds; an
-    :class:`InputError` if it is not a bench result on the same images."""
+def _lib_version(feature: str) -> str | None:
+    from PIL import features
+
+    try:
+        return features.version(feature)
+    except ValueError:
+        return None
+
+
+def _classical_settings(name: str, qualities: list[int]) -> dict[str, Any]:
+    """What a classical codec's curve depends on: format, options, sweep, library version."""
+    return {
+        "format": CODECS[name]["format"],
+        "options": dict(CODECS[name]["options"]),
+        "qualities": qualities,
+        "library_version": _lib_version(CODECS[name]["feature"]),
+    }
+
+
+def _anchor_curves(anchors: dict[str, Any], digest: str, wanted: dict[str, dict]) -> dict:
+    """The curves and settings that the earlier result ``anchors`` holds for the codecs of
+    ``wanted`` (name -> the settings this run would use). A codec measured with other
+    settings (another sweep, other options, another library version) is not taken: it is
+    encoded again. An :class:`InputError` if ``anchors`` is not a bench result on the same
+    images."""
     try:
         same = anchors["images_sha256"] == digest
         held = {
             n: {"curve": anchors["curves"][n], "settings": anchors["settings"][n]}
-            for n in codecs
-            if n in anchors.get("codecs", ())
+            for n, settings in wanted.items()
+            if n in anchors.get("codecs", ()) and anchors["settings"][n] == settings
         }
     except (KeyError, TypeError):
         raise InputError(
