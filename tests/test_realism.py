@@ -168,6 +168,24 @@ def test_the_level_scale_multiplies_r_per_level(realism_models, files, tmp_path)
             half = gancomp.decompress(data, real, realism=0.5)
             assert np.array_equal(got, half)
             assert not np.array_equal(got, gancomp.decompress(data, real, realism=1.0))
+        # The CLI says what r the generator ran at, and when the control does not act.
+        gcz = tmp_path / f"{scale_3}.gcz"
+        gcz.write_bytes(data)
+        md = ("--models-dir", folder.parent)
+        text = _cli("decompress", gcz, "-o", tmp_path / f"{scale_3}.png", "--realism", 1, *md)
+        assert text.exit_code == 0, text.output
+        silent = _cli("decompress", gcz, "-o", tmp_path / "r0.png", "--force", *md)
+        assert "realism" not in silent.output
+        as_json = _cli(
+            "decompress", gcz, "-o", tmp_path / f"{scale_3}j.png", "--realism", 1, "--json", *md
+        )
+        assert json.loads(as_json.output)["realism"] == scale_3
+        if expected == "fidelity":
+            assert "realism 0 (the model's realism control does not act at this quality)" in (
+                text.output
+            )
+        else:
+            assert "quality 3, realism 0.5\n" in text.output
 
 
 @pytest.mark.parametrize("bad", [[1.0] * 7, [1.0] * 7 + [1.5], [1.0] * 7 + ["x"]])

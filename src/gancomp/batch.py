@@ -69,6 +69,7 @@ class FileResult:
     bpp: float | None = None  # bits per pixel of the .gcz file, header included
     bit_depth_reduced: bool = False  # a 16-bit source stored with 8 bits per sample
     effort: str | None = None  # the encoder effort asked for (compress)
+    realism: float | None = None  # decompress: the realism weight the generator ran at
     # Rate control (compress with a target; None otherwise):
     target: RateTarget | None = None
     target_met: bool | None = None  # False: the nearest file was written (``nearest``)
@@ -291,6 +292,7 @@ def decompress_files(
             quality=header.quality,
             bpp=8 * len(data) / (header.width * header.height),
             bit_depth_reduced=header.reduced_16bit,
+            realism=image.realism,
         )
 
     return _run(files, targets, load, code, lambda item: code([item])[0], write, progress)

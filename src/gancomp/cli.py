@@ -370,12 +370,18 @@ def compress(
     )
 
 
-def _decompress_line(r, as_json: bool) -> str:
+def _decompress_line(r, as_json: bool, asked_realism: float = 0.0) -> str:
     if as_json:
         row = {"input": str(r.path), "output": str(r.output)}
-        row.update({k: getattr(r, k) for k in ("width", "height", "category", "quality")})
+        keys = ("width", "height", "category", "quality", "realism")
+        row.update({k: getattr(r, k) for k in keys})
         return json.dumps(row)
-    return f"{r.path} -> {r.output}: {r.width}x{r.height}, {r.category} quality {r.quality}"
+    line = f"{r.path} -> {r.output}: {r.width}x{r.height}, {r.category} quality {r.quality}"
+    if asked_realism > 0:
+        line += f", realism {r.realism:.3g}"
+        if r.realism == 0:
+            line += " (the model's realism control does not act at this quality)"
+    return line
 
 
 @main.command()
@@ -414,7 +420,7 @@ def decompress(inputs, out, realism, force, as_json, models_dir) -> None:
         lambda progress: decompress_files(
             inputs, out, force, models_dir, progress=progress, realism=realism
         ),
-        _Reporter("decompress", lambda r: _decompress_line(r, as_json)),
+        _Reporter("decompress", lambda r: _decompress_line(r, as_json, realism)),
     )
 
 

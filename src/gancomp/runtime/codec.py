@@ -58,6 +58,9 @@ class DecodedImage:
     reduced_16bit: bool
     category: str
     quality: int
+    # The realism weight the generator ran at: r times the add-on's scale for this quality
+    # (0 where the add-on does not act, whatever r was asked).
+    realism: float = 0.0
 
 
 class Codec:
@@ -459,6 +462,7 @@ class Codec:
                     header.reduced_16bit,
                     header.category,
                     header.quality,
+                    self.realism_at(header.quality, realism),
                 )
             )
         return out
