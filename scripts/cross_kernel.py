@@ -9,9 +9,10 @@ written by the reference setting (the first one), and reports the hash of its
 bytes, of the decoded latents, and of the decoded pixels. The parent compares
 each setting with the reference: the latents decoded from one file must be
 identical everywhere (exit status 1 otherwise); bytes written and pixels are
-reported with how far they differ. A forced kernel whose process dies of a signal (one for
-instructions this CPU lacks) is listed as not runnable and skipped. The tests never set OPENBLAS_CORETYPE (some
-machines set it on purpose); this script is where kernels are forced.
+reported with how far they differ. A forced kernel whose process dies of a signal
+(one for instructions this CPU lacks) is listed as not runnable and skipped. The
+tests never set OPENBLAS_CORETYPE (some machines set it on purpose); this script
+is where kernels are forced.
 """
 
 from __future__ import annotations
