@@ -395,7 +395,7 @@ def run_bench(
                 bar.update(1)
         for name in run:
             if name in reused:
-                curves[name] = reused[name]["curve"]
+                curves[name] = reused[name]
                 continue
             curves[name] = []
             _pillow_point(name, sweeps[name][0], rgb[:1])  # warm-up (library init), untimed
@@ -448,11 +448,7 @@ def run_bench(
         settings[names[e]] = {"levels": levels, "effort": e}
         if e in schedules:
             settings[names[e]]["schedule"] = dataclasses.asdict(schedules[e])
-    for n in run:
-        if n in reused:
-            settings[n] = reused[n]["settings"]
-            continue
-        settings[n] = wanted[n]
+    settings.update(wanted)  # a reused curve was measured with exactly these settings
     result = {
         "category": category,
         "model_fingerprint": codec.folder.fingerprint,
@@ -507,7 +503,7 @@ def _classical_settings(name: str, qualities: list[int]) -> dict[str, Any]:
 
 
 def _anchor_curves(anchors: dict[str, Any], digest: str, wanted: dict[str, dict]) -> dict:
-    """The curves and settings that the earlier result ``anchors`` holds for the codecs of
+    """The curves (name -> curve) that the earlier result ``anchors`` holds for the codecs of
     ``wanted`` (name -> the settings this run would use). A codec measured with other
     settings (another sweep, other options, another library version) is not taken: it is
     encoded again. An :class:`InputError` if ``anchors`` is not a bench result on the same
@@ -515,7 +511,7 @@ def _anchor_curves(anchors: dict[str, Any], digest: str, wanted: dict[str, dict]
     try:
         same = anchors["images_sha256"] == digest
         held = {
-            n: {"curve": anchors["curves"][n], "settings": anchors["settings"][n]}
+            n: anchors["curves"][n]
             for n, settings in wanted.items()
             if n in anchors.get("codecs", ()) and anchors["settings"][n] == settings
         }
