@@ -159,7 +159,7 @@ def test_named_category_and_alpha_round_trip():
     ("mutate", "message"),
     [
         (lambda d: b"XX" + d[2:], "bad magic"),
-        (lambda d: d[:2] + bytes([0x30 | (d[2] & 15)]) + d[3:], "version 3"),
+        (lambda d: d[:2] + bytes([0x40 | (d[2] & 15)]) + d[3:], "version 4"),
         (lambda d: d[:-1] + bytes([d[-1] ^ 1]), "checksum"),
         (lambda d: d[:10], "truncated"),
         (lambda d: b"", "bad magic"),

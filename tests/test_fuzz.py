@@ -268,7 +268,7 @@ def crafted(models_dir, gcz_files) -> dict[str, tuple[bytes, str]]:
         "magic only": (b"GZ", "truncated"),
         "wrong magic": (b"PK" + valid[2:], "bad magic"),
         "png": ((DATA / "airplane_0.png").read_bytes(), "bad magic"),
-        "future version": (valid[:2] + bytes([0x31]) + valid[3:], "version 3"),
+        "future version": (valid[:2] + bytes([0x41]) + valid[3:], "version 4"),
         "version 15": (valid[:2] + bytes([0xF0]) + valid[3:], "version 15"),
         "version 0": (valid[:2] + bytes([0x00]) + valid[3:], "version 0"),
         "1e6 x 1e6": (

@@ -141,7 +141,7 @@ def _with_crc(body: bytes) -> bytes:
         (lambda d: d[:20] + bytes([d[20] ^ 0x10]) + d[21:], "checksum mismatch"),
         (lambda d: d[: len(d) // 2], "checksum mismatch"),
         (lambda d: d[:5], "truncated .gcz file"),
-        (lambda d: _with_crc(d[:2] + bytes([0x30]) + d[3:-4]), "format version 3"),
+        (lambda d: _with_crc(d[:2] + bytes([0x40]) + d[3:-4]), "format version 4"),
     ],
     ids=["flipped bit", "truncated", "header only", "future version"],
 )

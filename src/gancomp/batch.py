@@ -303,7 +303,6 @@ def file_info(path: StrPath) -> dict[str, Any]:
 
     Raises GancompError (naming the file) if it cannot be read or is not a valid .gcz file.
     """
-    from gancomp.coding.container import VERSION
     from gancomp.runtime.codec import read_header
 
     src = Path(path)
@@ -314,7 +313,7 @@ def file_info(path: StrPath) -> dict[str, Any]:
         raise type(exc)(name_input(src, exc)) from exc
     return {
         "file": os.fspath(path),
-        "format_version": VERSION,
+        "format_version": header.version,
         "category": header.category,
         "quality": header.quality,
         "model_fingerprint": header.fingerprint.hex(),

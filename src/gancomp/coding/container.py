@@ -27,11 +27,13 @@ from dataclasses import dataclass
 from gancomp.errors import InputError
 
 MAGIC = b"GZ"
-VERSION = 2  # newest version this module reads and writes
-#: Version 1 has no entropy-model flag: its payload is always factorized. Files of
-#: factorized models are still written as version 1 (byte-identical to gancomp 0.1).
-VERSIONS = (1, 2)
-ENTROPY_MODELS = ("factorized", "hyperprior")
+VERSION = 3  # newest version this module reads and writes
+#: The version picks the payload decoder: 1 factorized (no entropy-model flag; files of
+#: factorized models stay byte-identical to gancomp 0.1), 2 factorized or hyperprior (by
+#: flag bit 3), 3 channel-context coded factorized latents (bit 3 reserved).
+VERSIONS = (1, 2, 3)
+ENTROPY_MODELS = ("factorized", "hyperprior", "channel-context")
+_VERSION_OF = {"factorized": 1, "hyperprior": 2, "channel-context": 3}
 NAMED_CATEGORY = 31
 # Built-in ids are part of the format: never renumber them.
 CATEGORY_IDS = {"airplane": 0, "automobile": 1, "flower": 2}
@@ -41,7 +43,7 @@ MAX_PIXELS = 100_000_000
 MAX_QUALITY = 8
 
 FLAG_GRAY, FLAG_ALPHA, FLAG_16BIT = 1, 2, 4
-FLAG_HYPERPRIOR = 8  # version 2 only (reserved, 0, in version 1)
+FLAG_HYPERPRIOR = 8  # version 2 only (reserved, 0, in versions 1 and 3)
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Header:
 
     @property
     def version(self) -> int:
-        return 2 if self.entropy_model == "hyperprior" else 1
+        return _VERSION_OF[self.entropy_model]
 
 
 def _varint(n: int) -> bytes:
@@ -132,7 +134,7 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
     (crc,) = struct.unpack("<I", data[-4:])
     if zlib.crc32(data[:-4]) != crc:
         raise InputError("corrupt .gcz file (checksum mismatch)")
-    if version == 1 and flags & FLAG_HYPERPRIOR:
+    if version != 2 and flags & FLAG_HYPERPRIOR:
         raise InputError("corrupt .gcz file: unknown flag set")
     cid, quality = data[3] & 0x1F, (data[3] >> 5) + 1
     pos = 4
@@ -176,7 +178,13 @@ def unpack(data: bytes) -> tuple[Header, bytes]:
         grayscale=bool(flags & FLAG_GRAY),
         reduced_16bit=bool(flags & FLAG_16BIT),
         alpha=alpha,
-        entropy_model="hyperprior" if flags & FLAG_HYPERPRIOR else "factorized",
+        entropy_model=(
+            "channel-context"
+            if version == 3
+            else "hyperprior"
+            if flags & FLAG_HYPERPRIOR
+            else "factorized"
+        ),
     )
     return header, data[pos:body_end]
 

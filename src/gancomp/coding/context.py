@@ -1,4 +1,4 @@
-"""Channel-conditional context coding of a factorized model's latents (prototype).
+"""Channel-conditional context coding of a factorized model's latents.
 
 The factorized prior codes every latent of channel ``c`` at level ``q`` with one frozen
 table. Learned latents are not independent across channels, though: where some channels
@@ -21,11 +21,12 @@ the factorized row's support (same offsets and escapes). Everything is integer
 arithmetic, so the table of every symbol is the encoder's on any machine.
 
 Stream: channel by channel; within a channel the symbols grouped by row, ascending, each
-group in raster order, then that channel's escapes (:class:`IndexedCoder`), so the
-decoder knows every value of channel ``c`` before it computes channel ``c + 1``'s rows.
-
-This module is not yet a ``.gcz`` format: ``scripts/context_coding.py`` fits it on a
-shipped model and measures real range-coded payloads against the factorized ones.
+group in raster order, then that channel's escapes (:class:`IndexedCoder`, exact-width
+escape bits as in format version 2), so the decoder knows every value of channel ``c``
+before it computes channel ``c + 1``'s rows. This is the payload of ``.gcz`` version 3
+(docs/FORMAT.md); the tables live in the model folder's ``tables.npz`` beside the
+factorized ones (:meth:`ContextTables.add_to_model_tables`), which
+``scripts/add_context_tables.py`` fits for a trained factorized model.
 """
 
 from __future__ import annotations
@@ -83,22 +84,22 @@ class ContextTables:
     def channels(self) -> int:
         return self.weights.shape[1]
 
-    def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        np.savez(
-            buf,
-            context_weights=self.weights,
-            context_edges=self.edges,
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays stored in a model's ``tables.npz`` (beside the factorized tables)."""
+        return {
+            "context_weights": self.weights.astype(np.int64),
+            "context_edges": self.edges.astype(np.int64),
             **self.entropy.arrays("context/"),
-        )
-        return buf.getvalue()
+        }
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ContextTables:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            weights = np.asarray(z["context_weights"], np.int64)
-            edges = np.asarray(z["context_edges"], np.int64)
-            entropy = EntropyTables.from_arrays(z, "context/")
+    def from_arrays(cls, z) -> ContextTables:
+        """From :meth:`arrays`' keys of an open npz (or a dict); ValueError if inconsistent."""
+        weights = np.asarray(z["context_weights"], np.int64)
+        edges = np.asarray(z["context_edges"], np.int64)
+        entropy = EntropyTables.from_arrays(z, "context/")
+        if weights.ndim != 3 or edges.ndim != 3:
+            raise ValueError("inconsistent context tables")
         levels, m = weights.shape[:2]
         if (
             weights.shape != (levels, m, m)
@@ -106,9 +107,41 @@ class ContextTables:
             or entropy.levels != levels
             or entropy.channels != m * (edges.shape[2] + 1)
             or (np.diff(edges, axis=2) < 0).any()
+            or np.abs(weights).max(initial=0) > WEIGHT_SCALE
         ):
             raise ValueError("inconsistent context tables")
         return cls(weights, edges, entropy)
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, **self.arrays())
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ContextTables:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return cls.from_arrays(z)
+
+    @classmethod
+    def from_model_tables(cls, data: bytes) -> ContextTables | None:
+        """The context tables of a model's ``tables.npz``, or None if it has none."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if "context_weights" not in z.files:
+                return None
+            return cls.from_arrays(z)
+
+    def add_to_model_tables(self, data: bytes) -> bytes:
+        """A model's ``tables.npz`` with these context tables added (replacing any)."""
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            arrays = {
+                k: z[k]
+                for k in z.files
+                if not (k.startswith("context/") or k in ("context_weights", "context_edges"))
+            }
+        arrays.update(self.arrays())
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)  # the context tables are mostly small counts
+        return buf.getvalue()
 
 
 def activity(boxes: np.ndarray, weights: np.ndarray, c: int) -> np.ndarray:
@@ -180,7 +213,16 @@ class ContextCoder:
 
     def __init__(self, tables: ContextTables):
         self.tables = tables
-        self.indexed = IndexedCoder(tables.entropy)
+        self.indexed = IndexedCoder(tables.entropy, tight_escapes=True)
+        # Fewest bits one position of a level can cost (the cheapest bucket of every
+        # channel): the decoder refuses a stream too short for its image before allocating.
+        t = tables
+        per_row = self.indexed.min_bits.reshape(t.entropy.levels, t.channels, t.buckets)
+        self.level_min_bits = per_row.min(axis=2).sum(axis=1)
+
+    @property
+    def channels(self) -> int:
+        return self.tables.channels
 
     def _rows(self, level: int, c: int, boxes: np.ndarray) -> np.ndarray:
         t = self.tables
@@ -192,9 +234,15 @@ class ContextCoder:
         if not 0 <= level < self.tables.entropy.levels:
             raise InputError(f"no tables for level {level}")
 
-    def encode(self, sym: np.ndarray, level: int) -> bytes:
+    def _check_latents(self, sym: np.ndarray, level: int) -> np.ndarray:
         self._check_level(level)
         sym = np.asarray(sym, np.int64)
+        if sym.ndim != 3 or sym.shape[2] != self.channels:
+            raise InputError(f"expected latents (h, w, {self.channels}), got {sym.shape}")
+        return sym
+
+    def encode(self, sym: np.ndarray, level: int) -> bytes:
+        sym = self._check_latents(sym, level)
         boxes = magnitude_boxes(sym)
         enc = new_encoder()
         for c in range(sym.shape[2]):
@@ -202,8 +250,7 @@ class ContextCoder:
         return finish(enc)
 
     def estimate_bits(self, sym: np.ndarray, level: int) -> float:
-        self._check_level(level)
-        sym = np.asarray(sym, np.int64)
+        sym = self._check_latents(sym, level)
         boxes = magnitude_boxes(sym)
         return sum(
             self.indexed.estimate_bits(sym[..., c].ravel(), self._rows(level, c, boxes))
@@ -214,10 +261,13 @@ class ContextCoder:
         """Latents (h, w, M) int32; an inconsistent stream raises InputError."""
         self._check_level(level)
 
+        h, w = shape
+        budget = budget_bits(data)
+        IndexedCoder.check_budget(h * w * float(self.level_min_bits[level]), budget)
+
         def run() -> np.ndarray:
-            h, w = shape
             m = self.tables.channels
-            dec, budget = new_decoder(data), budget_bits(data)
+            dec = new_decoder(data)
             out = np.zeros((h, w, m), np.int64)
             boxes = np.zeros((h, w, m), np.int64)
             for c in range(m):

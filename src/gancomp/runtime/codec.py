@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gancomp.coding import container
+from gancomp.coding.context import ContextCoder, ContextTables
 from gancomp.coding.entropy import (
     LATENT_LIMIT,
     IndexedCoder,
@@ -68,6 +69,9 @@ class Codec:
 
     def __init__(self, folder: ModelFolder):
         self.folder = folder
+        # The entropy model of the files this codec writes (the header's): the training
+        # prior of config.json, except that a factorized model whose tables.npz holds
+        # context tables codes its latents channel-context (gancomp.coding.context).
         self.entropy_model = folder.config.get("entropy_model", "factorized")
         if self.entropy_model not in ("factorized", "hyperprior"):
             raise GancompError(
@@ -81,7 +85,18 @@ class Codec:
                 self.z_coder = LatentCoder(tables["z"], tight_escapes=True)
                 self.y_coder = IndexedCoder(tables["scale"], tight_escapes=True)
             else:
+                # The factorized coder stays: it is the rate model of encoder refinement.
                 self.coder = LatentCoder(tables[""])
+                self.latent_coder: LatentCoder | ContextCoder = self.coder
+                context = ContextTables.from_model_tables(folder.tables)
+                if context is not None:
+                    if (context.entropy.levels, context.channels) != (
+                        self.coder.tables.levels,
+                        self.coder.tables.channels,
+                    ):
+                        raise ValueError("context tables do not match the factorized ones")
+                    self.latent_coder = ContextCoder(context)
+                    self.entropy_model = "channel-context"
         except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
             raise GancompError(
                 f"model folder {folder.path}: tables.npz is damaged ({type(exc).__name__})"
@@ -184,17 +199,35 @@ class Codec:
     # -- latents --------------------------------------------------------------
     def scaled_latents(self, images: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
         """The analysis transform's latents times the level's gain, (h, w, M) float32."""
+        g = self._gain_of(quality)
+        return [y * g for y in self.analysis_latents(images)]
+
+    def _gain_of(self, quality: int) -> np.ndarray:
         self._build()
-        g = self._gain[self.level_of(quality)]
+        return self._gain[self.level_of(quality)]
+
+    def analysis_latents(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The analysis transform's latents before any level's gain, (h, w, M) float32:
+        ``scaled_latents(images, q)`` is these times the gain of q, elementwise (so one
+        analysis pass serves every level)."""
+        self._build()
         s = self.stride
 
         def fn(b: np.ndarray) -> np.ndarray:
-            return self._net.analysis(b.astype(np.float32) / np.float32(255.0)) * g
+            return self._net.analysis(b.astype(np.float32) / np.float32(255.0))
 
         padded = [_pad(im, s) for im in images]
         return tiling.apply_network(
             padded, fn, scale=(1, s), tile=tiling.TILE, margin=tiling.TILE_MARGIN
         )
+
+    def quantized_latents_all_levels(self, images: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+        """``[quantized_latents(images, q) for q in 1..levels]`` from one analysis pass."""
+        ys = self.analysis_latents(images)
+        return [
+            [np.round(y * self._gain_of(q)).astype(np.int32) for y in ys]
+            for q in range(1, self.levels + 1)
+        ]
 
     def quantized_latents(self, images: Sequence[np.ndarray], quality: int) -> list[np.ndarray]:
         """Quantized latents (h, w, M) int32 for RGB uint8 images of any size (factorized)."""
@@ -244,7 +277,8 @@ class Codec:
             payloads = self._hyper_encode(self.scaled_latents(images, quality), level)
         else:
             payloads = [
-                self.coder.encode(sym, level) for sym in self.quantized_latents(images, quality)
+                self.latent_coder.encode(sym, level)
+                for sym in self.quantized_latents(images, quality)
             ]
         shapes = [im.shape[:2] for im in images]
         return self._pack(shapes, payloads, quality, alphas, grayscale, reduced_16bit)
@@ -295,8 +329,8 @@ class Codec:
                 )
             if header.entropy_model != self.entropy_model:
                 raise InputError(
-                    f"file is coded for a {header.entropy_model} model but model "
-                    f"{self.folder.fingerprint} uses a {self.entropy_model} prior"
+                    f"file is coded with the {header.entropy_model} entropy model but "
+                    f"model {self.folder.fingerprint} codes with {self.entropy_model}"
                 )
             level = self.level_of(header.quality)
             h, w = -(-header.height // s), -(-header.width // s)
@@ -305,7 +339,7 @@ class Codec:
             if self.hyperprior:
                 return self._hyper_decode_symbols(jobs)
             for payload, level, shape in jobs:
-                out.append({"y": self.coder.decode(payload, level, shape)})
+                out.append({"y": self.latent_coder.decode(payload, level, shape)})
         except InputError:
             raise
         except Exception as exc:  # constriction reports exhausted or invalid streams
@@ -516,7 +550,7 @@ class Codec:
                 raise InputError(f"latent {i} is not finite")
             latents.append(y)
         if not self.hyperprior:
-            payloads = [self.coder.encode(_symbols(y), level) for y in latents]
+            payloads = [self.latent_coder.encode(_symbols(y), level) for y in latents]
         else:
             z_syms = None
             if zs is not None:
