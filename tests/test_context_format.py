@@ -181,3 +181,21 @@ def test_crafted_huge_image_is_refused_before_allocation(context_models):
     )
     with pytest.raises(InputError, match="too short"):
         codec.decode_latents([(header, b"\x5a" * 100)])
+
+
+def test_bit_flips_and_garbage_decode_or_fail_cleanly(context_models, data_dir):
+    """Every flipped bit of a version 3 payload, and random payloads, give latents of the
+    right shape or InputError, within test_fuzz's time bound."""
+    from test_fuzz import _decode_symbols
+
+    codec = Codec.from_path(context_models / "flower")
+    im = load_image(data_dir / "flower_2.jpg").rgb[:40, :56]
+    header, payload = container.unpack(codec.compress_arrays([im], 3)[0])
+    buf = bytearray(payload)
+    for bit in range(8 * len(buf)):
+        buf[bit // 8] ^= 1 << (bit % 8)
+        _decode_symbols(codec, header, bytes(buf))
+        buf[bit // 8] ^= 1 << (bit % 8)
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 64, 1000):
+        _decode_symbols(codec, header, rng.integers(0, 256, n, dtype=np.uint8).tobytes())
