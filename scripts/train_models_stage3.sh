@@ -343,3 +343,25 @@ python scripts/make_golden.py
 gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
   --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 6000 \
   --rd-steps 6000 --output runs/v1w/flower128p256
+
+# 2026-12-05: channel-context coding (.gcz version 3). The shipped flower model gets context
+# tables fitted on 150 evenly spaced training photos (same weights: c7dfce76) and ships; the
+# CIFAR models with context tables (feee469c, 5d0f50b2) were measured and not shipped
+# (docs/RESULTS.md, "Does the matching model win?").
+python scripts/add_context_tables.py models/flower "$data/flowers/train" --limit 150 -o runs/ctx/flower
+rm -rf models/flower && cp -r runs/ctx/flower models/flower
+python scripts/make_golden.py
+python scripts/add_context_tables.py models/airplane "$data/cifar10/airplane/train" --limit 1000 \
+  -o runs/ctx/airplane
+python scripts/add_context_tables.py models/automobile "$data/cifar10/automobile/train" --limit 1000 \
+  -o runs/ctx/automobile
+# The patch-256 run from the shipped weights again (its checkpoint was lost with the machine),
+# both cores, bfloat16 on the AVX-512 kind (about 2 steps/s alone); stopped at step 2,855
+# and resumed with --steps 3600 (lr drop at 3,240) to finish within the session:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --batch-size 8 --patch-size 256 \
+  --init-from runs/ctx/flower --steps 6000 --rd-steps 6000 --precision mixed_bfloat16 \
+  --output runs/v1w/flower128p256b
+# An automobile piece to widen its own-class margin for the context-coded pair:
+cifar automobile --init-from models/automobile --batch-size 32 --lr 3e-4 --steps 24000 \
+  --rd-steps 24000 --precision mixed_bfloat16 --output runs/v1w/automobile_d

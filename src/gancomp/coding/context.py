@@ -39,6 +39,7 @@ import numpy as np
 
 from gancomp.coding.entropy import (
     EntropyTables,
+    Groups,
     IndexedCoder,
     budget_bits,
     decoding_errors,
@@ -144,6 +145,15 @@ class ContextTables:
         return buf.getvalue()
 
 
+def _neighbours(h: int, w: int) -> np.ndarray:
+    """(h * w, 9) flat indexes of each position's 3x3 neighbours, clamped to the grid: a
+    channel's :func:`box3` in one gather."""
+    i = np.clip(np.arange(h)[:, None] + np.arange(-1, 2)[None, :], 0, h - 1)  # (h, 3)
+    j = np.clip(np.arange(w)[:, None] + np.arange(-1, 2)[None, :], 0, w - 1)  # (w, 3)
+    flat = i[:, None, :, None] * w + j[None, :, None, :]  # (h, w, 3, 3)
+    return flat.reshape(h * w, 9)
+
+
 def activity(boxes: np.ndarray, weights: np.ndarray, c: int) -> np.ndarray:
     """Integer activity of channel ``c`` from the boxes of channels ``< c`` (h, w)."""
     if c == 0:
@@ -224,11 +234,23 @@ class ContextCoder:
     def channels(self) -> int:
         return self.tables.channels
 
-    def _rows(self, level: int, c: int, boxes: np.ndarray) -> np.ndarray:
+    def _buckets(self, level: int, c: int, boxes: np.ndarray) -> np.ndarray:
+        """Bucket of every position of channel ``c`` from the flat (h * w, M) boxes."""
         t = self.tables
-        a = activity(boxes, t.weights[level], c)
-        bucket = np.searchsorted(t.edges[level, c], a.ravel(), side="right")
-        return (level * t.channels + c) * t.buckets + bucket
+        if c == 0:
+            return np.zeros(len(boxes), np.int16)
+        a = boxes[:, :c] @ t.weights[level, c, :c]  # int64 matmul: exact, no BLAS
+        return np.searchsorted(t.edges[level, c], a, side="right").astype(np.int16)
+
+    def _groups(self, level: int, c: int, boxes: np.ndarray) -> Groups:
+        """Channel ``c``'s coding order: by row ascending, raster order within a row (what
+        sorting by row does, without the general sort: a channel's rows are its buckets)."""
+        t = self.tables
+        bucket = self._buckets(level, c, boxes)
+        counts = np.bincount(bucket, minlength=t.buckets)
+        present = np.flatnonzero(counts)
+        order = np.argsort(bucket, kind="stable")
+        return Groups(order, (level * t.channels + c) * t.buckets + present, counts[present])
 
     def _check_level(self, level: int) -> None:
         if not 0 <= level < self.tables.entropy.levels:
@@ -243,17 +265,22 @@ class ContextCoder:
 
     def encode(self, sym: np.ndarray, level: int) -> bytes:
         sym = self._check_latents(sym, level)
-        boxes = magnitude_boxes(sym)
+        boxes = magnitude_boxes(sym).reshape(-1, self.channels)
         enc = new_encoder()
         for c in range(sym.shape[2]):
-            self.indexed.encode_into(enc, sym[..., c].ravel(), self._rows(level, c, boxes))
+            groups = self._groups(level, c, boxes)
+            self.indexed.encode_grouped(enc, sym[..., c].ravel(), groups)
         return finish(enc)
 
     def estimate_bits(self, sym: np.ndarray, level: int) -> float:
         sym = self._check_latents(sym, level)
-        boxes = magnitude_boxes(sym)
+        boxes = magnitude_boxes(sym).reshape(-1, self.channels)
+        base = level * self.channels * self.tables.buckets
         return sum(
-            self.indexed.estimate_bits(sym[..., c].ravel(), self._rows(level, c, boxes))
+            self.indexed.estimate_bits(
+                sym[..., c].ravel(),
+                base + c * self.tables.buckets + self._buckets(level, c, boxes).astype(np.int64),
+            )
             for c in range(sym.shape[2])
         )
 
@@ -268,12 +295,13 @@ class ContextCoder:
         def run() -> np.ndarray:
             m = self.tables.channels
             dec = new_decoder(data)
-            out = np.zeros((h, w, m), np.int64)
-            boxes = np.zeros((h, w, m), np.int64)
+            out = np.zeros((h * w, m), np.int32)  # decode_grouped bounds |values| by 2**20
+            boxes = np.zeros((h * w, m), np.int64)
+            neighbours = _neighbours(h, w)
             for c in range(m):
-                rows = self._rows(level, c, boxes)
-                out[..., c] = self.indexed.decode_from(dec, rows, budget).reshape(h, w)
-                boxes[..., c] = box3(np.minimum(np.abs(out[..., c]), MAGNITUDE_CLIP))
-            return out.astype(np.int32)
+                groups = self._groups(level, c, boxes)
+                out[:, c] = self.indexed.decode_grouped(dec, groups, budget)
+                boxes[:, c] = np.minimum(np.abs(out[:, c]), MAGNITUDE_CLIP)[neighbours].sum(axis=1)
+            return out.reshape(h, w, m)
 
         return decoding_errors(run)
