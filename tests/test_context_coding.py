@@ -84,6 +84,22 @@ def test_tables_survive_serialisation_and_code_the_same_bytes(fitted):
     assert ContextCoder(again).encode(y, 1) == ContextCoder(tables).encode(y, 1)
 
 
+def test_negative_edges_before_unused_ones_load(fitted):
+    """Negative weights give negative edges; an unused edge (int64 max) after one must not
+    read as decreasing (max - negative overflows in a difference)."""
+    tables, _, test = fitted
+    edges = tables.edges.copy()
+    edges[0, 1] = np.iinfo(np.int64).max
+    edges[0, 1, 0] = -589824
+    again = ContextTables.from_bytes(
+        ContextTables(tables.weights, edges, tables.entropy).to_bytes()
+    )
+    np.testing.assert_array_equal(again.edges, edges)
+    y = test[0][0]
+    coder = ContextCoder(again)
+    np.testing.assert_array_equal(coder.decode(coder.encode(y, 0), 0, y.shape[:2]), y)
+
+
 def test_inconsistent_tables_are_refused(fitted):
     tables, _, _ = fitted
     broken = ContextTables(tables.weights, tables.edges[:, :, ::-1].copy(), tables.entropy)

@@ -107,7 +107,7 @@ class ContextTables:
             or edges.shape[:2] != (levels, m)
             or entropy.levels != levels
             or entropy.channels != m * (edges.shape[2] + 1)
-            or (np.diff(edges, axis=2) < 0).any()
+            or (edges[..., 1:] < edges[..., :-1]).any()  # not np.diff: MAX - negative overflows
             or np.abs(weights).max(initial=0) > WEIGHT_SCALE
         ):
             raise ValueError("inconsistent context tables")
