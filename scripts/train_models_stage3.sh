@@ -365,3 +365,18 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
 # An automobile piece to widen its own-class margin for the context-coded pair:
 cifar automobile --init-from models/automobile --batch-size 32 --lr 3e-4 --steps 24000 \
   --rd-steps 24000 --precision mixed_bfloat16 --output runs/v1w/automobile_d
+python scripts/add_context_tables.py runs/v1w/automobile_d "$data/cifar10/automobile/train" --limit 1000 \
+  -o runs/ctx/automobile_d  # b217c6c7
+# Its realism add-on: a 3,000-step phase warm-started from the shipped one (which did not
+# carry over), calibrated on 500 training images; then the CIFAR pair ships.
+cifar automobile --init-from runs/ctx/automobile_d --realism-from models/automobile --realism-phase \
+  --realism-levels 3 --beta 2 --texture 2 --whole-image 2 --lr 5e-4 --disc-lr 2e-3 --r1 0.1 \
+  --batch-size 32 --steps 3000 --precision mixed_bfloat16 --output runs/realism/auto_b217
+mkdir -p runs/ship && cp -r runs/realism/auto_b217 runs/ship/automobile  # a folder named as its category
+python scripts/realism.py "$data/cifar10/automobile/train" --limit 500 --category automobile \
+  --models-dir runs/ship --levels 1,2,3 --realism 0,0.3,0.4,0.5,0.6,0.7,0.8,1 --codecs webp \
+  --json runs/ctx/sweep_auto.json --force
+python scripts/calibrate_realism.py runs/ctx/sweep_auto.json runs/ship/automobile --force
+rm -rf models/airplane models/automobile
+cp -r runs/ctx/airplane models/airplane && cp -r runs/ship/automobile models/automobile
+python scripts/make_golden.py
