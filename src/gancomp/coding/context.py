@@ -34,13 +34,19 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
+import constriction
 import numpy as np
 
 from gancomp.coding.entropy import (
+    ESCAPE_PREFIX_BITS,
+    LATENT_LIMIT,
     EntropyTables,
     Groups,
     IndexedCoder,
+    _decode_gamma,
+    _encode_gamma,
     budget_bits,
     decoding_errors,
     finish,
@@ -54,6 +60,12 @@ MAGNITUDE_CLIP = 1023  # |y| above this counts as this much in the activity
 WEIGHT_SCALE = 1 << 16  # the largest fitted weight of a (level, channel) maps to this
 PRIOR_COUNT = 20.0  # pseudo-observations of the factorized table in each context table
 _NO_EDGE = np.iinfo(np.int64).max
+# A channel whose positions x table length stay under this is coded in one coder call with
+# a model per symbol (constriction's lazily quantized categorical family: the same integer
+# model as the row's own, so the same bytes) instead of one call per bucket; small latent
+# grids (CIFAR) spend most of their coding time in per-call overhead otherwise.
+PER_SYMBOL_MODELS_MAX = 1 << 16
+_FAMILY = constriction.stream.model.Categorical(perfect=False)
 
 
 def box3(a: np.ndarray) -> np.ndarray:
@@ -145,6 +157,14 @@ class ContextTables:
         return buf.getvalue()
 
 
+def _same_shapes(arrays: Sequence[np.ndarray]) -> list[list[int]]:
+    """Indexes of the arrays, grouped by shape (first appearance order)."""
+    groups: dict[tuple, list[int]] = {}
+    for i, a in enumerate(arrays):
+        groups.setdefault(a.shape, []).append(i)
+    return list(groups.values())
+
+
 def _neighbours(h: int, w: int) -> np.ndarray:
     """(h * w, 9) flat indexes of each position's 3x3 neighbours, clamped to the grid: a
     channel's :func:`box3` in one gather."""
@@ -229,6 +249,7 @@ class ContextCoder:
         t = tables
         per_row = self.indexed.min_bits.reshape(t.entropy.levels, t.channels, t.buckets)
         self.level_min_bits = per_row.min(axis=2).sum(axis=1)
+        self._channel_cache: dict[int, tuple] = {}
 
     @property
     def channels(self) -> int:
@@ -263,14 +284,76 @@ class ContextCoder:
             raise InputError(f"expected latents (h, w, {self.channels}), got {sym.shape}")
         return sym
 
+    def _channel_tables(self, level: int, c: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """The B tables of (level, channel) as one (B, n) float array of frequencies, their
+        log2 probabilities, and the offset and length the B rows share."""
+        key = level * self.channels + c
+        if key not in self._channel_cache:
+            t = self.tables
+            first = key * t.buckets
+            rows = range(first, first + t.buckets)
+            freqs = np.stack([t.entropy.freq_row(r).astype(np.float64) for r in rows])
+            log2p = np.log2(freqs / freqs.sum(axis=1, keepdims=True))
+            off, n = int(t.entropy.offsets[first]), int(t.entropy.lengths[first])
+            self._channel_cache[key] = (freqs, log2p, off, n)
+        return self._channel_cache[key]
+
+    def _per_symbol(self, level: int, c: int, positions: int) -> bool:
+        n = int(self.tables.entropy.lengths[(level * self.channels + c) * self.tables.buckets])
+        return positions * n <= PER_SYMBOL_MODELS_MAX
+
+    def _sorted_buckets(self, level: int, c: int, boxes: np.ndarray):
+        """Per image of a batch (N, h * w, M) of boxes: the coding order of channel ``c``
+        (stable sort by bucket) and the buckets in that order, both (N, h * w)."""
+        t = self.tables
+        if c == 0:
+            bucket = np.zeros(boxes.shape[:2], np.int16)
+        else:
+            a = boxes[:, :, :c] @ t.weights[level, c, :c]  # int64 matmul: exact, no BLAS
+            bucket = np.searchsorted(t.edges[level, c], a, side="right").astype(np.int16)
+        order = np.argsort(bucket, axis=1, kind="stable")
+        return order, np.take_along_axis(bucket, order, axis=1)
+
     def encode(self, sym: np.ndarray, level: int) -> bytes:
-        sym = self._check_latents(sym, level)
-        boxes = magnitude_boxes(sym).reshape(-1, self.channels)
-        enc = new_encoder()
-        for c in range(sym.shape[2]):
-            groups = self._groups(level, c, boxes)
-            self.indexed.encode_grouped(enc, sym[..., c].ravel(), groups)
-        return finish(enc)
+        return self.encode_many([sym], level)[0]
+
+    def encode_many(self, syms: Sequence[np.ndarray], level: int) -> list[bytes]:
+        """Payloads of several latent grids of one level (the same bytes as one at a time;
+        same-sized grids share each channel's array work)."""
+        syms = [self._check_latents(sym, level) for sym in syms]
+        out: list[bytes] = [b""] * len(syms)
+        for idx in _same_shapes(syms):
+            batch = np.stack([syms[i] for i in idx])
+            for i, payload in zip(idx, self._encode_batch(batch, level)):
+                out[i] = payload
+        return out
+
+    def _encode_batch(self, sym: np.ndarray, level: int) -> list[bytes]:
+        n_img, h, w, m = sym.shape
+        values = sym.reshape(n_img, h * w, m)
+        boxes = np.stack([magnitude_boxes(y).reshape(h * w, m) for y in sym])
+        encs = [new_encoder() for _ in range(n_img)]
+        for c in range(m):
+            if not self._per_symbol(level, c, h * w):
+                for i, enc in enumerate(encs):
+                    groups = self._groups(level, c, boxes[i])
+                    self.indexed.encode_grouped(enc, values[i, :, c], groups)
+                continue
+            order, sorted_buckets = self._sorted_buckets(level, c, boxes)
+            freqs, _, off, n = self._channel_tables(level, c)
+            k = np.clip(
+                np.take_along_axis(values[:, :, c], order, axis=1), -LATENT_LIMIT, LATENT_LIMIT
+            )
+            k = k - (off - 1)
+            under, over = k < 1, k > n - 2
+            bins = np.where(under, 0, np.where(over, n - 1, k)).astype(np.int32)
+            dist = np.where(under, -k, k - (n - 1))
+            escaped = under | over
+            for i, enc in enumerate(encs):
+                enc.encode(bins[i], _FAMILY, freqs[sorted_buckets[i]])
+                for d in dist[i][escaped[i]]:
+                    _encode_gamma(enc, int(d), True)
+        return [finish(enc) for enc in encs]
 
     def estimate_bits(self, sym: np.ndarray, level: int) -> float:
         sym = self._check_latents(sym, level)
@@ -286,22 +369,59 @@ class ContextCoder:
 
     def decode(self, data: bytes, level: int, shape: tuple[int, int]) -> np.ndarray:
         """Latents (h, w, M) int32; an inconsistent stream raises InputError."""
-        self._check_level(level)
+        return self.decode_many([(data, level, shape)])[0]
 
-        h, w = shape
-        budget = budget_bits(data)
-        IndexedCoder.check_budget(h * w * float(self.level_min_bits[level]), budget)
+    def decode_many(self, jobs: Sequence[tuple[bytes, int, tuple[int, int]]]) -> list[np.ndarray]:
+        """Latents (h, w, M) int32 of (payload, level, (h, w)) jobs; same-sized jobs of a
+        level share each channel's array work. Any inconsistent stream raises InputError."""
+        for data, level, (h, w) in jobs:
+            self._check_level(level)
+            # Before any allocation: a crafted header can claim a huge image for a tiny stream.
+            IndexedCoder.check_budget(h * w * float(self.level_min_bits[level]), budget_bits(data))
+        out: list[np.ndarray | None] = [None] * len(jobs)
+        batches: dict[tuple, list[int]] = {}
+        for i, (_, level, shape) in enumerate(jobs):
+            batches.setdefault((level, tuple(shape)), []).append(i)
+        for (level, shape), idx in batches.items():
+            payloads = [jobs[i][0] for i in idx]
+            decoded = decoding_errors(partial(self._decode_batch, payloads, level, shape))
+            for i, y in zip(idx, decoded):
+                out[i] = y
+        return out  # type: ignore[return-value]
 
-        def run() -> np.ndarray:
-            m = self.tables.channels
-            dec = new_decoder(data)
-            out = np.zeros((h * w, m), np.int32)  # decode_grouped bounds |values| by 2**20
-            boxes = np.zeros((h * w, m), np.int64)
-            neighbours = _neighbours(h, w)
-            for c in range(m):
-                groups = self._groups(level, c, boxes)
-                out[:, c] = self.indexed.decode_grouped(dec, groups, budget)
-                boxes[:, c] = np.minimum(np.abs(out[:, c]), MAGNITUDE_CLIP)[neighbours].sum(axis=1)
-            return out.reshape(h, w, m)
-
-        return decoding_errors(run)
+    def _decode_batch(self, payloads: list[bytes], level: int, shape: tuple[int, int]):
+        (h, w), m, n_img = shape, self.tables.channels, len(payloads)
+        decs = [new_decoder(p) for p in payloads]
+        budgets = [budget_bits(p) for p in payloads]
+        info = np.zeros(n_img)
+        out = np.zeros((n_img, h * w, m), np.int32)  # decoding bounds |values| by 2**20
+        boxes = np.zeros((n_img, h * w, m), np.int64)
+        neighbours = _neighbours(h, w)
+        for c in range(m):
+            if not self._per_symbol(level, c, h * w):
+                for i, dec in enumerate(decs):
+                    groups = self._groups(level, c, boxes[i])
+                    out[i, :, c] = self.indexed.decode_grouped(dec, groups, budgets[i])
+            else:
+                order, sorted_buckets = self._sorted_buckets(level, c, boxes)
+                freqs, log2p, off, n = self._channel_tables(level, c)
+                for i, dec in enumerate(decs):
+                    bins = np.asarray(dec.decode(_FAMILY, freqs[sorted_buckets[i]]), np.int64)
+                    info[i] -= float(log2p[sorted_buckets[i], bins].sum())
+                    if info[i] > budgets[i]:  # a corrupt stream stops early
+                        raise InputError("corrupt payload: shorter than its symbols")
+                    values = bins + (off - 1)
+                    escaped = np.flatnonzero((bins == 0) | (bins == n - 1))
+                    if len(escaped):
+                        info[i] += len(escaped) * ESCAPE_PREFIX_BITS
+                        if info[i] > budgets[i]:
+                            raise InputError("corrupt payload: shorter than its symbols")
+                        for j in escaped:  # in coding order
+                            d = _decode_gamma(dec, True)
+                            values[j] = off - 1 - d if bins[j] == 0 else off + n - 2 + d
+                        if np.abs(values).max() > LATENT_LIMIT:
+                            raise InputError("corrupt payload: latent out of range")
+                    out[i, order[i], c] = values
+            mags = np.minimum(np.abs(out[:, :, c]), MAGNITUDE_CLIP)
+            boxes[:, :, c] = mags[:, neighbours].sum(axis=2)
+        return list(out.reshape(n_img, h, w, m))

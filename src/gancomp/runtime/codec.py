@@ -276,12 +276,15 @@ class Codec:
         if self.hyperprior:
             payloads = self._hyper_encode(self.scaled_latents(images, quality), level)
         else:
-            payloads = [
-                self.latent_coder.encode(sym, level)
-                for sym in self.quantized_latents(images, quality)
-            ]
+            payloads = self._encode_latents(self.quantized_latents(images, quality), level)
         shapes = [im.shape[:2] for im in images]
         return self._pack(shapes, payloads, quality, alphas, grayscale, reduced_16bit)
+
+    def _encode_latents(self, syms: Sequence[np.ndarray], level: int) -> list[bytes]:
+        """Payloads of quantized latents (factorized or channel-context models)."""
+        if isinstance(self.latent_coder, ContextCoder):  # batched across same-sized images
+            return self.latent_coder.encode_many(syms, level)
+        return [self.latent_coder.encode(sym, level) for sym in syms]
 
     def _pack(
         self,
@@ -338,6 +341,8 @@ class Codec:
         try:
             if self.hyperprior:
                 return self._hyper_decode_symbols(jobs)
+            if isinstance(self.latent_coder, ContextCoder):  # batched across same-sized files
+                return [{"y": y} for y in self.latent_coder.decode_many(jobs)]
             for payload, level, shape in jobs:
                 out.append({"y": self.latent_coder.decode(payload, level, shape)})
         except InputError:
@@ -550,7 +555,7 @@ class Codec:
                 raise InputError(f"latent {i} is not finite")
             latents.append(y)
         if not self.hyperprior:
-            payloads = [self.latent_coder.encode(_symbols(y), level) for y in latents]
+            payloads = self._encode_latents([_symbols(y) for y in latents], level)
         else:
             z_syms = None
             if zs is not None:
