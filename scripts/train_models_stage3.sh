@@ -381,7 +381,8 @@ rm -rf models/airplane models/automobile
 cp -r runs/ctx/airplane models/airplane && cp -r runs/ship/automobile models/automobile
 python scripts/make_golden.py
 # A flower realism add-on phase for issue 14 (texture 4), warm-started from the shipped add-on;
-# running at the end of the session of 2026-12-05, not yet measured:
+# 20,000 steps at the end of the session of 2026-12-05; uncalibrated on 200 val photos r = 1
+# accuracy 0.776 / 0.795 at levels 1 / 2 (shipped add-on 0.798 / 0.798); not shipped yet:
 flower --init-from models/flower --realism-from models/flower --realism-phase --realism-levels 3 \
   --beta 2 --texture 4 --whole-image 2 --realism-pixel-branch --lr 1e-3 --disc-lr 4e-4 --r1 0.1 \
   --steps 20000 --patch-size 64 --intra-op-threads 2 --output runs/realism/fc7d_tex4
