@@ -45,7 +45,6 @@ from gancomp.coding.entropy import (
     EntropyTables,
     Groups,
     IndexedCoder,
-    _decode_gamma,
     _encode_gamma,
     budget_bits,
     decoding_errors,
@@ -175,9 +174,9 @@ def _neighbours(h: int, w: int) -> np.ndarray:
 
 
 def activity(boxes: np.ndarray, weights: np.ndarray, c: int) -> np.ndarray:
-    """Integer activity of channel ``c`` from the boxes of channels ``< c`` (h, w)."""
+    """Integer activity of channel ``c`` from the boxes (..., M) of channels ``< c``."""
     if c == 0:
-        return np.zeros(boxes.shape[:2], np.int64)
+        return np.zeros(boxes.shape[:-1], np.int64)
     return boxes[..., :c] @ weights[c, :c]  # int64 matmul: exact, no BLAS
 
 
@@ -256,12 +255,10 @@ class ContextCoder:
         return self.tables.channels
 
     def _buckets(self, level: int, c: int, boxes: np.ndarray) -> np.ndarray:
-        """Bucket of every position of channel ``c`` from the flat (h * w, M) boxes."""
-        t = self.tables
-        if c == 0:
-            return np.zeros(len(boxes), np.int16)
-        a = boxes[:, :c] @ t.weights[level, c, :c]  # int64 matmul: exact, no BLAS
-        return np.searchsorted(t.edges[level, c], a, side="right").astype(np.int16)
+        """Bucket of every position of channel ``c`` from boxes (..., M): the number of the
+        (level, channel)'s edges at or below the activity (docs/FORMAT.md)."""
+        a = activity(boxes, self.tables.weights[level], c)
+        return np.searchsorted(self.tables.edges[level, c], a, side="right").astype(np.int16)
 
     def _groups(self, level: int, c: int, boxes: np.ndarray) -> Groups:
         """Channel ``c``'s coding order: by row ascending, raster order within a row (what
@@ -284,9 +281,9 @@ class ContextCoder:
             raise InputError(f"expected latents (h, w, {self.channels}), got {sym.shape}")
         return sym
 
-    def _channel_tables(self, level: int, c: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    def _channel_tables(self, level: int, c: int) -> tuple[np.ndarray, np.ndarray, int]:
         """The B tables of (level, channel) as one (B, n) float array of frequencies, their
-        log2 probabilities, and the offset and length the B rows share."""
+        log2 probabilities, and the length n the B rows share."""
         key = level * self.channels + c
         if key not in self._channel_cache:
             t = self.tables
@@ -294,8 +291,7 @@ class ContextCoder:
             rows = range(first, first + t.buckets)
             freqs = np.stack([t.entropy.freq_row(r).astype(np.float64) for r in rows])
             log2p = np.log2(freqs / freqs.sum(axis=1, keepdims=True))
-            off, n = int(t.entropy.offsets[first]), int(t.entropy.lengths[first])
-            self._channel_cache[key] = (freqs, log2p, off, n)
+            self._channel_cache[key] = (freqs, log2p, int(t.entropy.lengths[first]))
         return self._channel_cache[key]
 
     def _per_symbol(self, level: int, c: int, positions: int) -> bool:
@@ -305,12 +301,7 @@ class ContextCoder:
     def _sorted_buckets(self, level: int, c: int, boxes: np.ndarray):
         """Per image of a batch (N, h * w, M) of boxes: the coding order of channel ``c``
         (stable sort by bucket) and the buckets in that order, both (N, h * w)."""
-        t = self.tables
-        if c == 0:
-            bucket = np.zeros(boxes.shape[:2], np.int16)
-        else:
-            a = boxes[:, :, :c] @ t.weights[level, c, :c]  # int64 matmul: exact, no BLAS
-            bucket = np.searchsorted(t.edges[level, c], a, side="right").astype(np.int16)
+        bucket = self._buckets(level, c, boxes)
         order = np.argsort(bucket, axis=1, kind="stable")
         return order, np.take_along_axis(bucket, order, axis=1)
 
@@ -340,18 +331,20 @@ class ContextCoder:
                     self.indexed.encode_grouped(enc, values[i, :, c], groups)
                 continue
             order, sorted_buckets = self._sorted_buckets(level, c, boxes)
-            freqs, _, off, n = self._channel_tables(level, c)
-            k = np.clip(
+            freqs, _, n = self._channel_tables(level, c)
+            first = (level * m + c) * self.tables.buckets
+            sym = np.clip(
                 np.take_along_axis(values[:, :, c], order, axis=1), -LATENT_LIMIT, LATENT_LIMIT
             )
-            k = k - (off - 1)
-            under, over = k < 1, k > n - 2
-            bins = np.where(under, 0, np.where(over, n - 1, k)).astype(np.int32)
-            dist = np.where(under, -k, k - (n - 1))
-            escaped = under | over
+            bins, dist = self.indexed._bins(
+                sym.ravel(), first + sorted_buckets.ravel().astype(np.int64)
+            )
+            bins = bins.reshape(n_img, h * w)
+            # _bins lists the escaped distances of the whole batch in order: split per image.
+            escapes = np.split(dist, np.cumsum(((bins == 0) | (bins == n - 1)).sum(axis=1))[:-1])
             for i, enc in enumerate(encs):
                 enc.encode(bins[i], _FAMILY, freqs[sorted_buckets[i]])
-                for d in dist[i][escaped[i]]:
+                for d in escapes[i]:
                     _encode_gamma(enc, int(d), True)
         return [finish(enc) for enc in encs]
 
@@ -404,23 +397,16 @@ class ContextCoder:
                     out[i, :, c] = self.indexed.decode_grouped(dec, groups, budgets[i])
             else:
                 order, sorted_buckets = self._sorted_buckets(level, c, boxes)
-                freqs, log2p, off, n = self._channel_tables(level, c)
+                freqs, log2p, n = self._channel_tables(level, c)
+                first = (level * m + c) * self.tables.buckets
                 for i, dec in enumerate(decs):
                     bins = np.asarray(dec.decode(_FAMILY, freqs[sorted_buckets[i]]), np.int64)
                     info[i] -= float(log2p[sorted_buckets[i], bins].sum())
                     if info[i] > budgets[i]:  # a corrupt stream stops early
                         raise InputError("corrupt payload: shorter than its symbols")
-                    values = bins + (off - 1)
-                    escaped = np.flatnonzero((bins == 0) | (bins == n - 1))
-                    if len(escaped):
-                        info[i] += len(escaped) * ESCAPE_PREFIX_BITS
-                        if info[i] > budgets[i]:
-                            raise InputError("corrupt payload: shorter than its symbols")
-                        for j in escaped:  # in coding order
-                            d = _decode_gamma(dec, True)
-                            values[j] = off - 1 - d if bins[j] == 0 else off + n - 2 + d
-                        if np.abs(values).max() > LATENT_LIMIT:
-                            raise InputError("corrupt payload: latent out of range")
+                    rows = first + sorted_buckets[i].astype(np.int64)
+                    values = self.indexed.values_from_bins(dec, bins, rows, info[i], budgets[i])
+                    info[i] += np.count_nonzero((bins == 0) | (bins == n - 1)) * ESCAPE_PREFIX_BITS
                     out[i, order[i], c] = values
             mags = np.minimum(np.abs(out[:, :, c]), MAGNITUDE_CLIP)
             boxes[:, :, c] = mags[:, neighbours].sum(axis=2)

@@ -334,14 +334,23 @@ class IndexedCoder:
             if info > budget_bits:  # a corrupt stream stops early
                 raise InputError("corrupt payload: shorter than its symbols")
             start += n
-        sorted_rows = np.repeat(present, counts)
+        values = self.values_from_bins(dec, idx, np.repeat(present, counts), info, budget_bits)
+        out = np.empty(len(order), np.int64)
+        out[order] = values
+        return out
+
+    def values_from_bins(
+        self, dec, idx: np.ndarray, sorted_rows: np.ndarray, info: float, budget_bits: float
+    ) -> np.ndarray:
+        """The values of bins decoded in coding order (int64), reading the escaped
+        distances that follow them from ``dec``; ``info`` is the bits decoded so far."""
         lengths = self.lengths[sorted_rows]
         values = idx + self.offsets[sorted_rows] - 1
         under = idx == 0
         esc = under | (idx == lengths - 1)
         n_esc = int(esc.sum())
         if n_esc:
-            if info + n_esc * np.log2(34) > budget_bits:  # each escape codes >= log2(34) bits
+            if info + n_esc * ESCAPE_PREFIX_BITS > budget_bits:  # each escape codes >= that
                 raise InputError("corrupt payload: shorter than its symbols")
             for i in np.nonzero(esc)[0]:  # in coding order
                 d = _decode_gamma(dec, self.tight_escapes)
@@ -353,9 +362,7 @@ class IndexedCoder:
                     values[i] = int(self.offsets[r]) + int(self.lengths[r]) - 2 + d
             if np.abs(values).max(initial=0) > LATENT_LIMIT:
                 raise InputError("corrupt payload: latent out of range")
-        out = np.empty(len(order), np.int64)
-        out[order] = values
-        return out
+        return values
 
 
 def new_encoder():
