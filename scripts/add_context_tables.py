@@ -11,7 +11,9 @@ are the ones SOURCE decodes (same latents, same generator), only the files are s
 SOURCE's realism add-on comes along unchanged but for its ``base_fingerprint`` (the
 generator is the same, so its measures still hold), and so does ``density.npz``.
 
-The tables are fitted on the quantized latents of ``--limit`` evenly spaced images of
+``gancomp train`` fits them itself when it exports a factorized model (``--context-images``);
+this script is for a model folder that has none, or to refit. The tables are fitted on the
+quantized latents of ``--limit`` evenly spaced images of
 TRAIN at every level (one analysis pass per image serves all levels). Refitting a model
 that already has context tables starts again from its factorized tables.
 """
@@ -27,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gancomp.coding.context import fit_context_tables
 from gancomp.errors import GancompError
 from gancomp.evaluation.bench import list_images
 from gancomp.io.images import load_image
 from gancomp.runtime.codec import Codec
+from gancomp.runtime.context_fit import evenly_spaced, fit_from_latents, latents_all_levels
 from gancomp.runtime.models import FILES, fingerprint_of, read_model_folder, write_model_files
 from gancomp.runtime.realism import REALISM_JSON, REALISM_WEIGHTS
 
@@ -45,13 +47,7 @@ def _init(source: str) -> None:
 
 def _latents(path: str) -> list[np.ndarray]:
     """One image's quantized latents at every level (the factorized model's)."""
-    return [ys[0] for ys in _codec.quantized_latents_all_levels([load_image(path).rgb])]
-
-
-def evenly_spaced(paths: list[Path], limit: int | None) -> list[Path]:
-    if not limit or limit >= len(paths):
-        return paths
-    return [paths[i] for i in np.linspace(0, len(paths) - 1, limit).round().astype(int)]
+    return latents_all_levels(_codec, load_image(path).rgb)
 
 
 def add_context_tables(
@@ -75,8 +71,7 @@ def add_context_tables(
     else:
         _init(str(source))
         per_image = [_latents(str(p)) for p in images]
-    latents = [[y[q] for y in per_image] for q in range(codec.levels)]
-    tables = fit_context_tables(latents, codec.coder.tables, buckets)
+    tables = fit_from_latents(codec, per_image, buckets)
     files = {name: (source / name).read_bytes() for name in FILES}
     files["tables.npz"] = tables.add_to_model_tables(files["tables.npz"])
     meta = dict(model.metadata)

@@ -62,6 +62,10 @@ def test_train_resume_export_and_compress(tmp_path, data_dir):
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["skipped_files"] == 1 and len(meta["validation"]) == 8
     assert meta["training"]["beta"] == 0.01 and meta["training"]["rd_steps"] == 3
+    # A factorized model is exported with context tables fitted on the training images.
+    n_train = len(list(data_dir.glob("airplane_*.png")))
+    assert meta["context_tables"]["train_images"] == n_train
+    assert meta["context_tables"]["fitted_for"] != meta["fingerprint"]
     assert list((tmp_path / "tb").iterdir()), "TensorBoard events written"
 
     # Resume continues from step 6 with the optimizer state and step counter restored.
@@ -101,6 +105,41 @@ def test_train_resume_export_and_compress(tmp_path, data_dir):
     r = run_cli("decompress", gcz, "-o", tmp_path / "a.png", "--models-dir", out.parent)
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "a.png").size == (32, 32)
+    r = run_cli("info", gcz)
+    assert r.returncode == 0 and re.search(r"^format_version +3$", r.stdout, re.M), r.stdout
+
+
+@pytest.mark.train
+def test_context_tables_at_export_or_not(tmp_path, data_dir):
+    """--context-images N fits the tables on N evenly spaced images; 0 exports a plain
+    factorized model (format version 1)."""
+    import gancomp
+    from gancomp.coding import container
+    from gancomp.coding.context import ContextTables
+    from gancomp.runtime.codec import Codec
+    from gancomp.runtime.models import read_model_folder
+    from gancomp.training.trainer import train
+    from helpers import copy_airplane_images
+
+    (tmp_path / "imgs").mkdir()
+    data = copy_airplane_images(tmp_path / "imgs")
+    tiny = dict(channels=8, latent_channels=8, steps=2, rd_steps=2)
+    train(tiny_train_settings(data, tmp_path / "a" / "airplane", context_images=3, **tiny))
+    train(tiny_train_settings(data, tmp_path / "b" / "airplane", context_images=0, **tiny))
+    ctx, plain = (read_model_folder(tmp_path / d / "airplane") for d in ("a", "b"))
+    note = ctx.metadata["context_tables"]
+    assert note["train_images"] == 3 and note["buckets"] == 8
+    assert note["fitted_for"] != ctx.fingerprint
+    assert "context_tables" not in plain.metadata
+    assert ContextTables.from_model_tables(plain.tables) is None
+    assert Codec(ctx).entropy_model == "channel-context"
+    assert Codec(plain).entropy_model == "factorized"
+    im = np.asarray(Image.open(data_dir / "airplane_0.png").convert("RGB"))
+    for q in (1, 8):
+        a, b = Codec(ctx).compress_arrays([im], q)[0], Codec(plain).compress_arrays([im], q)[0]
+        assert container.unpack(a)[0].version == 3 and container.unpack(b)[0].version == 1
+        for gcz, d in ((a, "a"), (b, "b")):
+            assert gancomp.decompress(gcz, models_dir=tmp_path / d).shape == im.shape
 
 
 @pytest.mark.train

@@ -117,6 +117,9 @@ class TrainSettings:
     realism_from: str | None = None
     strategy: str = "default"
     val_limit: int = 100
+    # Training images the exported factorized model's context tables are fitted on
+    # (None: 1,000 small images or 150 photos; 0: no context tables, format version 1).
+    context_images: int | None = None
     progress: bool = True
     # "float32" or "mixed_bfloat16"; default: a resumed run's own, else float32.
     precision: str | None = None
@@ -909,6 +912,33 @@ class Trainer:
             tf.summary.image("val/lowest_level", rows[0], max_outputs=4)
             tf.summary.image("val/highest_level", rows[1], max_outputs=4)
 
+    def _with_context_tables(
+        self, config_json: str, weights: dict[str, np.ndarray], tables: bytes
+    ) -> tuple[bytes, dict | None]:
+        """A factorized model's ``tables.npz`` with channel-context tables fitted on
+        ``--context-images`` evenly spaced training images (format version 3: about 10%
+        fewer bits for the same pixels), and the metadata note on them; unchanged (and no
+        note) for a hyperprior or ``--context-images 0``."""
+        if self.model.hyperprior or self.s.context_images == 0:
+            return tables, None
+        from gancomp.runtime import context_fit
+        from gancomp.runtime.codec import Codec
+        from gancomp.runtime.models import FILES, ModelFolder, fingerprint_of, weights_to_bytes
+
+        files = dict(
+            zip(FILES, (config_json.encode(), weights_to_bytes(weights), tables), strict=True)
+        )
+        fp = fingerprint_of(files)
+        folder = ModelFolder(
+            self.out, json.loads(config_json), files["weights.npz"], tables, {}, fp
+        )
+        images = self.train_set.images
+        count = self.s.context_images or context_fit.default_image_count(images)
+        chosen = context_fit.evenly_spaced(images, count)
+        fitted = context_fit.fit_for_images(Codec(folder), (np.asarray(a) for a in chosen))
+        note = {"fitted_for": fp, "train_images": len(chosen), "buckets": fitted.buckets}
+        return fitted.add_to_model_tables(tables), note
+
     def inference_weights(self) -> dict[str, np.ndarray]:
         return inference_weights(self.model)
 
@@ -919,6 +949,7 @@ class Trainer:
         if s.realism_phase:
             return realism_mod.export(self, elapsed, steps_run, stats)
         config_json, weights, tables = export_files(self.model)
+        tables, context_note = self._with_context_tables(config_json, weights, tables)
         if not self.is_chief:
             # The chief writes the model; the fingerprint shows that this worker's is the same.
             from gancomp.runtime.models import fingerprint_of, weights_to_bytes
@@ -951,6 +982,8 @@ class Trainer:
                 "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             },
         }
+        if context_note:
+            meta["context_tables"] = context_note
         fp = write_model_files(
             self.out, model_files(self.model, config_json, weights, tables), meta, force=s.resume
         )
