@@ -386,3 +386,12 @@ python scripts/make_golden.py
 flower --init-from models/flower --realism-from models/flower --realism-phase --realism-levels 3 \
   --beta 2 --texture 4 --whole-image 2 --realism-pixel-branch --lr 1e-3 --disc-lr 4e-4 --r1 0.1 \
   --steps 20000 --patch-size 64 --intra-op-threads 2 --output runs/realism/fc7d_tex4
+# 2026-12-05 (second session): the flower ladder widened downwards (level 1 lambda 0.001 ->
+# 0.0005, the levels between spread geometrically; the top stays 0.3), from the shipped
+# weights at patch 256, both cores, bfloat16; stopped at step 2,246 and resumed with
+# --steps 6000 (lr drop at 5,400) to finish within the session. `gancomp train` now fits the
+# context tables itself at export (150 photos).
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --batch-size 8 --patch-size 256 \
+  --init-from models/flower --lambdas 0.0005,0.00125,0.0031,0.0078,0.0194,0.0483,0.12,0.3 \
+  --lr 5e-4 --steps 6000 --rd-steps 6000 --precision mixed_bfloat16 --output runs/v1w/flower_wide
