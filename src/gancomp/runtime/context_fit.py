@@ -21,13 +21,6 @@ T = TypeVar("T")
 #: latents each, so they need more of them for the same counts per table.
 DEFAULT_IMAGES_SMALL = 1000
 DEFAULT_IMAGES_PHOTO = 150
-SMALL_IMAGE_SIDE = 64
-
-
-def default_image_count(images: Sequence[np.ndarray]) -> int:
-    """How many training images :func:`fit_for_images` uses unless told (see above)."""
-    small = max(max(a.shape[:2]) for a in images[:200]) <= SMALL_IMAGE_SIDE
-    return DEFAULT_IMAGES_SMALL if small else DEFAULT_IMAGES_PHOTO
 
 
 def evenly_spaced(items: Sequence[T], limit: int | None) -> list[T]:

@@ -265,6 +265,7 @@ class Trainer:
         self.train_set = load(s.data)
         self.val_set = load(s.val_data) if s.val_data else None
         small = max(max(a.shape[:2]) for a in self.train_set.images[:200]) <= 64
+        self.small_images = small  # also picks the default --context-images
         patch = s.patch_size or (32 if small else 128)
         self.patch = patch
 
@@ -933,7 +934,11 @@ class Trainer:
             self.out, json.loads(config_json), files["weights.npz"], tables, {}, fp
         )
         images = self.train_set.images
-        count = self.s.context_images or context_fit.default_image_count(images)
+        count = self.s.context_images or (
+            context_fit.DEFAULT_IMAGES_SMALL
+            if self.small_images
+            else context_fit.DEFAULT_IMAGES_PHOTO
+        )
         chosen = context_fit.evenly_spaced(images, count)
         fitted = context_fit.fit_for_images(Codec(folder), (np.asarray(a) for a in chosen))
         note = {"fitted_for": fp, "train_images": len(chosen), "buckets": fitted.buckets}
