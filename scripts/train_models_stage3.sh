@@ -395,3 +395,21 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
   --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --batch-size 8 --patch-size 256 \
   --init-from models/flower --lambdas 0.0005,0.00125,0.0031,0.0078,0.0194,0.0483,0.12,0.3 \
   --lr 5e-4 --steps 6000 --rd-steps 6000 --precision mixed_bfloat16 --output runs/v1w/flower_wide
+# 2026-12-05 (second session, continued in the third): the ladder widened downwards once more
+# (level 1 lambda 0.0005 -> 0.0003, the levels between spread geometrically; top 0.3), resuming
+# the run above's checkpoint (step 6,000) with the new lambdas; planned for 12,000 steps,
+# stopped at 6,166 and resumed with --steps 9000 (lr drop at 8,100). Export 31477b19, shrunk to
+# float16 and refitted (68de2177), shipped 2026-12-05 with the add-on carried:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume \
+  --lambdas 0.0003,0.000805,0.00216,0.0058,0.01556,0.04175,0.112,0.3 --steps 12000 \
+  --rd-steps 12000 --output runs/v1w/flower_wide
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 9000 \
+  --rd-steps 9000 --output runs/v1w/flower_wide
+python scripts/shrink_model.py runs/v1w/flower_wide runs/wide/t1
+python scripts/add_context_tables.py runs/wide/t1 "$data/flowers/train" --limit 150 --workers 2 \
+  -o runs/wide/t2
+python scripts/carry_realism.py models/flower runs/wide/t2 runs/wide/ship2/flower
+rm -rf models/flower && cp -r runs/wide/ship2/flower models/flower
+python scripts/make_golden.py
