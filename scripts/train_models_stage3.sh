@@ -413,3 +413,15 @@ python scripts/add_context_tables.py runs/wide/t1 "$data/flowers/train" --limit 
 python scripts/carry_realism.py models/flower runs/wide/t2 runs/wide/ship2/flower
 rm -rf models/flower && cp -r runs/wide/ship2/flower models/flower
 python scripts/make_golden.py
+# 2026-12-05 (third session): 4,000 more steps on the same ladder, resuming that checkpoint
+# (planned for 16,000, stopped at 10,771 and resumed with --steps 13000: lr drop at 11,700).
+# Export 29f29e2b, shrunk and refitted (9e5c7ffd), shipped with the add-on carried:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 13000 \
+  --rd-steps 13000 --output runs/v1w/flower_wide
+cp -r runs/v1w/flower_wide runs/v1w/flower_wide_13k
+python scripts/shrink_model.py runs/v1w/flower_wide_13k runs/wide/u1
+python scripts/add_context_tables.py runs/wide/u1 "$data/flowers/train" --limit 150 -o runs/wide/u2
+python scripts/carry_realism.py models/flower runs/wide/u2 runs/wide/ship3/flower
+rm -rf models/flower && cp -r runs/wide/ship3/flower models/flower
+python scripts/make_golden.py
