@@ -120,13 +120,14 @@ def plot(record: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     pts = sorted(record["points"], key=lambda p: p["hours"])
-    # One line per lineage (a label's first word: "v1", "v2"); every lineage grows out of
-    # the first point, so a branch is never drawn as a step of another.
+    # One line per lineage (the point's "lineage", else its label's first word: "v1",
+    # "v2"); every lineage grows out of the first point, so a branch is never drawn as a
+    # step of another.
     lineages: dict[str, list[dict]] = {}
     for p in pts:
-        lineages.setdefault(p["label"].split()[0], []).append(p)
+        lineages.setdefault(p.get("lineage") or p["label"].split()[0], []).append(p)
     styles = ["o-", "s--", "^:", "d-."]
     for i, c in enumerate(record["anchors"]["curves"]):
         color = f"C{i}"
@@ -142,7 +143,7 @@ def plot(record: dict, path: Path) -> None:
     ax.set_title(
         f"{record['category']}: learning curve ({len(record['anchors']['files'])} val images)"
     )
-    ax.legend()
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -156,6 +157,9 @@ def main() -> int:
     ap.add_argument("--hours", type=float, help="training hours behind the model")
     ap.add_argument("--step", type=int, help="training steps (read from a checkpoint)")
     ap.add_argument("--label", help="name of the point (default: the model path)")
+    ap.add_argument(
+        "--lineage", help="line of the plot the point belongs to (default: the label's first word)"
+    )
     ap.add_argument("--record", type=Path, required=True, help="JSON file of the curve")
     ap.add_argument("--codecs", default=",".join(DEFAULT_CODECS))
     ap.add_argument("--table", action="store_true", help="print the curve as markdown")
@@ -180,6 +184,8 @@ def main() -> int:
                 model, step = exported, step if step is not None else ckpt_step
             point = measure(model, args.category, files, record, codecs)
         point.update(label=args.label or str(args.model), step=step or 0, hours=args.hours)
+        if args.lineage:
+            point["lineage"] = args.lineage
         record["points"].append(point)
         args.record.parent.mkdir(parents=True, exist_ok=True)
         args.record.write_text(json.dumps(record, indent=1) + "\n")
