@@ -433,3 +433,13 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
   --init-from runs/v1w/flower_wide_13k \
   --lambdas 0.0003,0.000956,0.003045,0.0097,0.0309,0.0985,0.3138,1.0 --lr 5e-4 --steps 6000 \
   --rd-steps 6000 --precision mixed_bfloat16 --output runs/v1w/flower_top
+# 2026-12-05 (fourth session): the same run on to 20,000 steps (resumed at 14,292; lr drop at
+# 18,000). Export a3ba3082, shrunk and refitted (f1bfbed1), shipped with the add-on carried:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 20000 \
+  --rd-steps 20000 --output runs/v1w/flower_wide
+python scripts/shrink_model.py runs/v1w/flower_wide runs/s4/t1
+python scripts/add_context_tables.py runs/s4/t1 "$data/flowers/train" --limit 150 -o runs/s4/t2
+python scripts/carry_realism.py models/flower runs/s4/t2 runs/s4/ship/flower
+rm -rf models/flower && cp -r runs/s4/ship/flower models/flower
+python scripts/make_golden.py
