@@ -443,3 +443,17 @@ python scripts/add_context_tables.py runs/s4/t1 "$data/flowers/train" --limit 15
 python scripts/carry_realism.py models/flower runs/s4/t2 runs/s4/ship/flower
 rm -rf models/flower && cp -r runs/s4/ship/flower models/flower
 python scripts/make_golden.py
+# Issue 14, the same session: a flower add-on from zero for f1bfbed1 (texture 4, the recipe of
+# fc7d_tex4), 12,000 steps then resumed to 20,000 (lr back to 1e-3, drop at 18,000), one core:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --init-from runs/s4/t1 \
+  --realism-phase --realism-levels 3 --beta 2 --texture 4 --whole-image 2 --realism-pixel-branch \
+  --lr 1e-3 --disc-lr 4e-4 --r1 0.1 --batch-size 8 --patch-size 64 --steps 12000 \
+  --precision mixed_bfloat16 --intra-op-threads 1 --inter-op-threads 1 --output runs/realism/s4_tex4
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 20000 \
+  --intra-op-threads 1 --inter-op-threads 1 --output runs/realism/s4_tex4
+# Beside it, the automobile add-on from zero on b217c6c7 (not shipped: 0.717 / 0.697 on val
+# against the shipped 0.727 / 0.668):
+cifar_addon automobile --init-from models/automobile --r1 0.1 --steps 10000 \
+  --precision mixed_bfloat16 --output runs/realism/auto_s4
