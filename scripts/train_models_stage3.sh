@@ -457,3 +457,6 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
 # against the shipped 0.727 / 0.668):
 cifar_addon automobile --init-from models/automobile --r1 0.1 --steps 10000 \
   --precision mixed_bfloat16 --output runs/realism/auto_s4
+# The 20,000-step flower add-on ships with f1bfbed1 (its files unchanged, the add-on replaced):
+python scripts/carry_realism.py runs/realism/s4_tex4 runs/s4/t2 runs/s4/ship_tex4_20k/flower
+rm -rf models/flower && cp -r runs/s4/ship_tex4_20k/flower models/flower
