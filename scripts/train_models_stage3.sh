@@ -29,6 +29,15 @@ flower_addon() { # extra args (--init-from, --steps, --output, ...)
   flower --realism-phase --realism-levels 3 --beta 2 --texture 2 --whole-image 2 \
     --realism-pixel-branch --lr 1e-3 --batch-size 8 --patch-size 64 "$@"
 }
+# A trained flower export shipped with the shipped add-on carried: shrunk to float16 (PREFIX1),
+# context tables refitted on 150 photos (PREFIX2), add-on carried, golden files regenerated.
+ship_flower_export() { # export folder, prefix of the work folders
+  python scripts/shrink_model.py "$1" "${2}1"
+  python scripts/add_context_tables.py "${2}1" "$data/flowers/train" --limit 150 -o "${2}2"
+  python scripts/carry_realism.py models/flower "${2}2" "${2}ship/flower"
+  rm -rf models/flower && cp -r "${2}ship/flower" models/flower
+  python scripts/make_golden.py
+}
 cifar_addon() { # category, extra args...
   local cat=$1
   shift
@@ -420,11 +429,7 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
   --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 13000 \
   --rd-steps 13000 --output runs/v1w/flower_wide
 cp -r runs/v1w/flower_wide runs/v1w/flower_wide_13k
-python scripts/shrink_model.py runs/v1w/flower_wide_13k runs/wide/u1
-python scripts/add_context_tables.py runs/wide/u1 "$data/flowers/train" --limit 150 -o runs/wide/u2
-python scripts/carry_realism.py models/flower runs/wide/u2 runs/wide/ship3/flower
-rm -rf models/flower && cp -r runs/wide/ship3/flower models/flower
-python scripts/make_golden.py
+ship_flower_export runs/v1w/flower_wide_13k runs/wide/u
 # The same export with the ladder stretched upwards (top lambda 0.3 -> 1.0), to see whether the
 # top level can rise towards 38 dB (planned 6,000 steps, stopped at 1,281 and resumed with
 # --steps 5000): 8e262569, level 8 at 35.19 dB on val-40; not shipped (docs/RESULTS.md).
@@ -438,11 +443,7 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
 gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
   --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 20000 \
   --rd-steps 20000 --output runs/v1w/flower_wide
-python scripts/shrink_model.py runs/v1w/flower_wide runs/s4/t1
-python scripts/add_context_tables.py runs/s4/t1 "$data/flowers/train" --limit 150 -o runs/s4/t2
-python scripts/carry_realism.py models/flower runs/s4/t2 runs/s4/ship/flower
-rm -rf models/flower && cp -r runs/s4/ship/flower models/flower
-python scripts/make_golden.py
+ship_flower_export runs/v1w/flower_wide runs/s4/t
 # Issue 14, the same session: a flower add-on from zero for f1bfbed1 (texture 4, the recipe of
 # fc7d_tex4), 12,000 steps then resumed to 20,000 (lr back to 1e-3, drop at 18,000), one core:
 gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \

@@ -34,10 +34,10 @@ def test_integer_grid_is_the_file_and_finer_grids_approach_the_ceiling(tmp_path)
         if line.startswith("| 1 ") or line.startswith("| 8 ")
     ]
     assert len(rows) == 2
+    (image,) = load_rgb([folder / "a.png"])
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         level, grid, half, quarter, ceiling = int(cells[0]), *map(float, cells[1:])
-        (image,) = load_rgb([folder / "a.png"])
         decoded = gancomp.decompress(gancomp.compress(image, category="airplane", quality=level))
         assert abs(grid - psnr(image, np.asarray(decoded))) < 0.01
         # A finer grid loses less; the unrounded decoder bounds them all (within rounding).
