@@ -461,3 +461,23 @@ cifar_addon automobile --init-from models/automobile --r1 0.1 --steps 10000 \
 # The 20,000-step flower add-on ships with f1bfbed1 (its files unchanged, the add-on replaced):
 python scripts/carry_realism.py runs/realism/s4_tex4 runs/s4/t2 runs/s4/ship_tex4_20k/flower
 rm -rf models/flower && cp -r runs/s4/ship_tex4_20k/flower models/flower
+
+# 2026-12-05, fifth session. Issue 12: f1bfbed1's run resumed from step 23,974 to 27,000
+# (lr 5e-4, drop at 24,300; both cores), export 978009c0 -> shipped as 0996ba11 with the
+# shipped add-on carried (WebP -25.2%, JPEG -52.9%, AVIF -3.7% on all 500 val photos):
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 27000 \
+  --rd-steps 27000 --output runs/v1w/flower_wide
+ship_flower_export runs/v1w/flower_wide runs/s5/t
+# Issue 14: the automobile add-on's own run (3,000 steps, runs/realism/auto_b217) resumed with
+# its discriminators to 9,000 steps, swept on 500 train images and calibrated, shipped:
+cp -r runs/realism/auto_b217 runs/realism/auto_b217x
+cp -r runs/realism/auto_b217.ckpt runs/realism/auto_b217x.ckpt
+gancomp train -c automobile --data "$data/cifar10/automobile/train" \
+  --val-data "$data/cifar10/automobile/val" --resume --steps 9000 \
+  --output runs/realism/auto_b217x --intra-op-threads 1 --inter-op-threads 1
+python scripts/realism.py "$data/cifar10/automobile/train" --limit 500 --category automobile \
+  --models-dir DIR_HOLDING_auto_b217x --levels 1,2,3 --realism 0,0.5,0.7,0.85,1 --codecs webp \
+  --json sweep.json
+python scripts/calibrate_realism.py sweep.json DIR_HOLDING_auto_b217x/automobile --force
+cp DIR_HOLDING_auto_b217x/automobile/{realism.json,realism.npz,metadata.json} models/automobile/
