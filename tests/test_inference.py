@@ -155,7 +155,9 @@ def test_network_calls_pin_blas_to_one_thread():
             blas.set(n)
             raw.append(net._net.synthesis(y))
             out = []
-            tiling._run_calls(net._net.synthesis, [(lambda: y, out.append)])
+            tiling._run_calls(
+                lambda b, _o: net._net.synthesis(b), [(lambda: y, out.append, (0, 0))]
+            )
             pinned.append(out[0])
             assert blas.get() == n  # restored after the calls
     finally:

@@ -32,24 +32,35 @@ def images(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize(
-    "entropy_model, pixel_branch",
-    [("factorized", False), ("hyperprior", False), ("factorized", True)],
+    "entropy_model, pixel_branch, noise",
+    [("factorized", False, 0), ("hyperprior", False, 0), ("factorized", True, 0)]
+    + [("factorized", True, 2)],
 )
-def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model, pixel_branch):
+def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model, pixel_branch, noise):
     """The branches as Keras trains them and as the runtime runs them from the exported
-    files: the same function of the latent at r = 0, 0.5 and 1."""
+    files: the same function of the latent at r = 0, 0.5 and 1. Noise planes are random in
+    Keras and a position hash in the runtime: compared with their kernel rows at zero, and
+    the runtime's noise must then move the pixels once they are not."""
     import tensorflow as tf
 
     from gancomp.runtime.codec import Codec
     from gancomp.runtime.realism import realism_files
 
     cfg = tiny_model_config(entropy_model, category="airplane", channels=8, latent_channels=8)
-    model = build_keras_model(cfg, seed=3, realism_branches=3, realism_pixel_branch=pixel_branch)
+    model = build_keras_model(
+        cfg, seed=3, realism_branches=3, realism_pixel_branch=pixel_branch, realism_noise=noise
+    )
     branch_vars = [w for layer in model.realism_layers() for w in layer.weights]
     assert len(branch_vars) == 3 * 4 + (6 if pixel_branch else 0)
     rng = np.random.default_rng(0)
     for w in branch_vars:  # the last convolutions start at zero: give every weight a value
         w.assign(rng.normal(0, 0.2, w.shape).astype(np.float32))
+    noise_rows = None
+    if noise:
+        (first,) = [w for w in branch_vars if w.path.endswith("realism_pixel/c1/kernel")]
+        assert first.shape[2] == 3 + 1 + noise  # RGB, r, the noise planes
+        noise_rows = first.numpy()[:, :, 4:].copy()
+        first.assign(np.concatenate([first.numpy()[:, :, :4], 0 * noise_rows], axis=2))
 
     folder = tmp_path / "airplane"
     branch_names = {w.path for w in branch_vars}
@@ -62,9 +73,12 @@ def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model, pixel
         3,
         {k: weights[k] for k in branch_names},
         pixel_branch=pixel_branch,
+        noise=noise,
     )
     for name, data in add_on.items():
         (folder / name).write_bytes(data)
+    if noise:
+        assert json.loads(add_on["realism.json"])["synthesis"][-1]["noise"] == noise
 
     codec = Codec.from_path(folder)
     latent = rng.normal(0, 2, (2, 3, 5, 8)).astype(np.float32)
@@ -79,6 +93,33 @@ def test_keras_and_numpy_realism_generators_agree(tmp_path, entropy_model, pixel
     )
     at_half = codec._realism_synthesis()(latent, 0.5)
     assert np.abs(at_half - codec._net.synthesis(latent)).max() > 1e-2
+    if noise:
+        (first,) = [w for w in branch_vars if w.path.endswith("realism_pixel/c1/kernel")]
+        first.assign(np.concatenate([first.numpy()[:, :, :4], noise_rows], axis=2))
+        _, weights, _ = write_keras_model(model, tmp_path / "x", leave_out=branch_names)
+        add_on = realism_files(
+            json.loads(config_json),
+            fp,
+            3,
+            {k: weights[k] for k in branch_names},
+            None,
+            pixel_branch=True,
+            noise=noise,
+        )
+        (folder / "realism.npz").write_bytes(add_on["realism.npz"])
+        noisy = Codec.from_path(folder)._realism_synthesis()
+        with_noise = noisy(latent, 0.5)
+        assert np.abs(with_noise - at_half).max() > 1e-2
+        np.testing.assert_array_equal(noisy(latent, 0.5), with_noise)  # a fixed field
+        # ... of the position: a tile starting 3 latent rows down, beyond the receptive field
+        # from its cut (where the tile's zero padding differs), is the whole image's rows.
+        tall = rng.normal(0, 2, (1, 24, 4, 8)).astype(np.float32)
+        whole = noisy(tall, 1.0)
+        stride = whole.shape[1] // tall.shape[1]
+        tile = noisy(tall[:, 3:], 1.0, origin=(3, 0))
+        np.testing.assert_allclose(tile[:, 12 * stride :], whole[:, 15 * stride :], atol=1e-3)
+        unplaced = noisy(tall[:, 3:], 1.0)  # as if it were the top of the image
+        assert np.abs(unplaced[:, 12 * stride :] - whole[:, 15 * stride :]).max() > 1e-2
 
 
 def test_realism_phase_needs_a_trained_model_and_keeps_it(tmp_path, images, models_dir):
@@ -96,6 +137,10 @@ def test_realism_phase_needs_a_trained_model_and_keeps_it(tmp_path, images, mode
     assert r.exit_code == 1 and "--realism-branches must be 1..3" in r.output
     r = _cli(*common, "-c", "airplane", "--realism-levels", "9")
     assert r.exit_code == 1 and "--realism-levels must be 1..8" in r.output
+    r = _cli(*common, "-c", "airplane", "--realism-noise", "2")
+    assert r.exit_code == 1 and "--realism-noise needs --realism-phase --realism-pixel-branch" in (
+        r.output
+    )
     assert not out.exists()
 
 
@@ -153,7 +198,8 @@ def test_realism_phase_trains_branches_only_and_resumes(tmp_path, images, models
 
 @pytest.mark.slow
 def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, images, models_dir):
-    """--whole-image and --realism-pixel-branch: trained, shipped, kept on --resume."""
+    """--whole-image, --realism-pixel-branch and --realism-noise: trained, shipped, kept on
+    --resume."""
     import gancomp
 
     src = models_dir / "airplane"
@@ -163,7 +209,7 @@ def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, image
     r = _cli(
         *args,
         *("--init-from", src, "--realism-phase", "--steps", "3", "--whole-image", "2"),
-        "--realism-pixel-branch",
+        *("--realism-pixel-branch", "--realism-noise", "2"),
     )
     assert r.exit_code == 0, r.output
     # Its accuracy (originals and reconstructions) is logged with the patch discriminator's.
@@ -178,6 +224,7 @@ def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, image
     description = json.loads((out / "realism.json").read_text())
     assert description["pixel_branch"] is True
     assert description["synthesis"][-1]["name"] == "realism_pixel"
+    assert description["synthesis"][-1]["noise"] == 2
     with np.load(out / "realism.npz") as z:
         assert np.abs(z["gancodec/generator/realism_pixel/c3/kernel"]).max() > 0  # trained
 
@@ -195,6 +242,7 @@ def test_whole_image_critic_trains_with_the_branches_and_resumes(tmp_path, image
     assert after.keys() == before.keys()
     assert all(not np.array_equal(after[k], before[k]) for k in before if "kernel" in k)
     assert json.loads((out / "realism.json").read_text())["pixel_branch"] is True
+    assert json.loads((out / "realism.json").read_text())["synthesis"][-1]["noise"] == 2
     data = gancomp.compress(images / "airplane_0.png", "airplane", 1, models_dir=out.parent)
     plain = gancomp.decompress(data, out.parent)
     assert np.abs(gancomp.decompress(data, out.parent, realism=1.0).astype(int) - plain).max() > 0

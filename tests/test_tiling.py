@@ -56,3 +56,31 @@ def test_tile_keep_ranges_cover_the_axis_once(n, tile):
         assert 0 <= start <= k0 < k1 <= stop <= n and k1 - k0 <= tile
         kept.extend(range(k0, k1))
     assert kept == list(range(n))
+
+
+def test_each_tile_is_told_where_it_starts(monkeypatch):
+    """With ``with_origin`` each call learns where its batch starts (position noise reads
+    it): a network that returns its pixels' global positions assembles to the position map
+    whether the array runs whole or in tiles."""
+    latents = np.zeros((23, 37, 1), np.float32)
+    scale = 4
+
+    def positions(batch, origin):
+        n, h, w, _ = batch.shape
+        rows = (origin[0] * scale + np.arange(h * scale))[:, None]
+        cols = (origin[1] * scale + np.arange(w * scale))[None, :]
+        field = (rows * 1000 + cols).astype(np.float32)
+        return np.broadcast_to(field[None, :, :, None], (n, h * scale, w * scale, 1))
+
+    expected = positions(latents[None], (0, 0))[0]
+    run = dict(scale=(scale, 1), tile=8, margin=2, with_origin=True)
+    (whole,) = tiling.apply_network([latents], positions, **run)
+    np.testing.assert_array_equal(whole, expected)
+    monkeypatch.setattr(tiling, "TILE_THRESHOLD", 0)  # tiled: 3 x 5 tiles
+    (tiled,) = tiling.apply_network([latents], positions, **run)
+    np.testing.assert_array_equal(tiled, expected)
+    # Without it the network is called as before, with the batch only.
+    (plain,) = tiling.apply_network(
+        [latents], lambda b: positions(b, (0, 0)), **{**run, "with_origin": False}
+    )
+    assert not np.array_equal(plain, expected)  # every tile thinks it is the top left

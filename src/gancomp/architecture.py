@@ -146,7 +146,9 @@ def realism_branch_count_max(c: dict) -> int:
 PIXEL_BRANCH_WIDTH = 32
 
 
-def realism_synthesis(c: dict, branches: int, pixel_branch: bool = False) -> list[Op]:
+def realism_synthesis(
+    c: dict, branches: int, pixel_branch: bool = False, noise: int = 0
+) -> list[Op]:
     """G with ``branches`` realism branches: the first after the last residual block (latent
     resolution), the next ones after upsampling stages 0, 1, ... (finer textures); with
     ``pixel_branch``, one more at full resolution after the RGB output.
@@ -157,7 +159,9 @@ def realism_synthesis(c: dict, branches: int, pixel_branch: bool = False) -> lis
     has three 3x3 convolutions (PIXEL_BRANCH_WIDTH, PIXEL_BRANCH_WIDTH, 3): the feature
     branches act only through the frozen last upsampling layer, which was trained to
     give the blurred average, so detail and artefacts at single-pixel scale are out of
-    their reach; the pixel branch works on the image itself.
+    their reach; the pixel branch works on the image itself. With ``noise`` > 0 the pixel
+    branch also reads that many planes of noise (``"noise"`` in its op;
+    :mod:`gancomp.runtime.noise`), so its texture can vary where the features do not.
     """
     if not 1 <= branches <= realism_branch_count_max(c):
         raise ValueError(
@@ -183,10 +187,15 @@ def realism_synthesis(c: dict, branches: int, pixel_branch: bool = False) -> lis
         if at_stage and placed < branches:
             ops.append(branch(placed))
             placed += 1
+    if noise and not pixel_branch:
+        raise ValueError("realism noise needs the pixel branch")
     if pixel_branch:
         w = PIXEL_BRANCH_WIDTH
         body = [_conv("c1", w, 3), _leaky(), _conv("c2", w, 3), _leaky(), _conv("c3", 3, 3)]
-        ops.append({"op": "realism_residual", "name": "realism_pixel", "body": body})
+        pixel: Op = {"op": "realism_residual", "name": "realism_pixel", "body": body}
+        if noise:
+            pixel["noise"] = int(noise)
+        ops.append(pixel)
     return ops
 
 

@@ -207,6 +207,15 @@ def realism_weight(name: str, default: float, help: str):
     "reach through the frozen last layer.",
 )
 @click.option(
+    "--realism-noise",
+    type=click.IntRange(0, 16),
+    default=0,
+    show_default=True,
+    help="Realism phase, with --realism-pixel-branch: planes of noise the pixel branch "
+    "reads (random in training; at decode a hash of the pixel's position, the same on "
+    "every machine), so its texture can vary where the features do not.",
+)
+@click.option(
     "--disc-weight-by-realism",
     is_flag=True,
     help="Realism phase: weight each example's discriminator loss by 2r, so the critic "

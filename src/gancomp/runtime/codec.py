@@ -248,16 +248,21 @@ class Codec:
         ig = self._inv_gain[self.level_of(quality)]
         s = self.stride
 
-        def fn(b: np.ndarray) -> np.ndarray:
+        def fn(b: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
             # Latents of a damaged (but CRC-valid) file can overflow float32: such pixels
             # come out as 0 or 255, deterministically and without a NumPy warning.
             with np.errstate(over="ignore", invalid="ignore"):
-                img = synthesis(b.astype(np.float32) * ig, r) * np.float32(255.0)
+                img = synthesis(b.astype(np.float32) * ig, r, origin) * np.float32(255.0)
                 img = np.nan_to_num(img, nan=0.0, posinf=255.0, neginf=0.0)
             return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
         return tiling.apply_network(
-            latents, fn, scale=(s, 1), tile=tiling.TILE // s, margin=LATENT_MARGIN
+            latents,
+            fn,
+            scale=(s, 1),
+            tile=tiling.TILE // s,
+            margin=LATENT_MARGIN,
+            with_origin=True,
         )
 
     # -- whole images ---------------------------------------------------------

@@ -6,6 +6,7 @@ A model folder may carry, beside its three fingerprinted files, a realism add-on
                     "synthesis": the generator's op list with its realism_residual ops,
                     "level_scale": [s_1, ..., s_L] (optional, each in [0, 1]),
                     "pixel_branch": true (optional: a branch after the RGB output)}
+                    (the pixel branch's op may read noise planes: "noise": k)
     realism.npz    the branches' weights (gancodec/generator/realism<k>/..., realism_pixel/...)
 
 Decoding level q with realism r in [0, 1] runs that generator (see
@@ -77,18 +78,20 @@ def realism_files(
     weights: dict[str, np.ndarray],
     level_scale: Sequence[float] | None = None,
     pixel_branch: bool = False,
+    noise: int = 0,
 ) -> dict[str, bytes]:
     """The add-on's two files for a model (its config.json as a dict), branch weights
     (full names, ``gancodec/generator/realism0/c1/kernel`` ...), optionally the per-level
     scale of r (one value in [0, 1] per level), and whether the generator has the
-    pixel-space branch (:func:`gancomp.architecture.realism_synthesis`)."""
+    pixel-space branch and how many noise planes it reads
+    (:func:`gancomp.architecture.realism_synthesis`)."""
     from gancomp.runtime.models import weights_to_bytes
 
     description = {
         "format": REALISM_FORMAT,
         "base_fingerprint": base_fingerprint,
         "branches": int(branches),
-        "synthesis": architecture.realism_synthesis(config, branches, pixel_branch),
+        "synthesis": architecture.realism_synthesis(config, branches, pixel_branch, noise),
     }
     if pixel_branch:  # informative: the runtime reads the op list
         description["pixel_branch"] = True

@@ -34,6 +34,7 @@ def apply_network(
     margin: int,
     tiled: bool = True,
     chunk_pixels: int = CHUNK_PIXELS,
+    with_origin: bool = False,
 ) -> list[np.ndarray]:
     """Run a fully convolutional ``fn`` over arrays of any sizes, deterministically.
 
@@ -43,14 +44,16 @@ def apply_network(
     see the whole latent). Output side = input side * scale[0] / scale[1].
     ``chunk_pixels`` sets the batch size per shape (smaller for cheap networks,
     whose zero-filled padding would otherwise cost more than the images).
+    With ``with_origin``, ``fn`` is called as fn(batch, (row, column)): where the batch
+    starts in its arrays, (0, 0) but for tiles (position-dependent noise needs it).
     """
     num, den = scale
     out: list[np.ndarray | None] = [None] * len(arrays)
     groups: dict[tuple, list[int]] = {}
     for i, a in enumerate(arrays):
         groups.setdefault(a.shape, []).append(i)
-    # Independent network calls, each a (make the input batch, store the output) pair.
-    calls: list[tuple[Callable[[], np.ndarray], Callable[[np.ndarray], None]]] = []
+    # Independent network calls: (make the input batch, store the output, its origin).
+    calls: list[tuple[Callable[[], np.ndarray], Callable[[np.ndarray], None], tuple]] = []
     tiles: list[tuple[int, list, list]] = []
     for shape, idx in groups.items():
         pixels = shape[0] * shape[1] * max(num, den) ** 2
@@ -65,7 +68,7 @@ def apply_network(
         size = _chunk_size(pixels, chunk_pixels)
         for start in range(0, len(idx), size):
             calls.append(_chunk_call(arrays, idx[start : start + size], size, out))
-    _run_calls(fn, calls)
+    _run_calls(fn if with_origin else (lambda b, _origin: fn(b)), calls)
     for i, plan, pieces in tiles:
         out[i] = _assemble(arrays[i].shape, plan, pieces, num, den, tile, margin)
     return out  # type: ignore[return-value]
@@ -73,6 +76,7 @@ def apply_network(
 
 def _chunk_call(arrays, members: list[int], size: int, out: list):
     """A zero-filled batch of ``size`` same-shaped arrays; outputs go to ``out[members]``."""
+    origin = (0, 0)
 
     def batch() -> np.ndarray:
         part = np.stack([arrays[i] for i in members])
@@ -84,12 +88,12 @@ def _chunk_call(arrays, members: list[int], size: int, out: list):
         for i, row in zip(members, y):
             out[i] = row
 
-    return batch, store
+    return batch, store, origin
 
 
 def _tile_call(a: np.ndarray, box: tuple[int, ...], pieces: list, t: int):
     y0, y1, x0, x1 = box[:4]
-    return (lambda: a[None, y0:y1, x0:x1]), (lambda y: pieces.__setitem__(t, y[0]))
+    return (lambda: a[None, y0:y1, x0:x1]), (lambda y: pieces.__setitem__(t, y[0])), (y0, x0)
 
 
 def _threads() -> int:
@@ -108,16 +112,16 @@ def _run_calls(fn, calls) -> None:
     with single_threaded_blas():
         workers = min(_threads(), len(calls))
         if workers <= 1:
-            for batch, store in calls:
-                store(fn(batch()))
+            for batch, store, origin in calls:
+                store(fn(batch(), origin))
             return
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(workers, thread_name_prefix="gancomp-net") as pool:
             # Bounded look-ahead keeps at most a few batches' activations in memory.
             pending = []
-            for batch, store in calls:
-                pending.append((pool.submit(lambda b=batch: fn(b())), store))
+            for batch, store, origin in calls:
+                pending.append((pool.submit(lambda b=batch, o=origin: fn(b(), o)), store))
                 if len(pending) >= 2 * workers:
                     done, store_fn = pending.pop(0)
                     store_fn(done.result())

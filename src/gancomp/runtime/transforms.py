@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from gancomp import architecture
+from gancomp.runtime.noise import position_noise
 
 
 def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
@@ -163,6 +164,7 @@ class Network:
         self.label = label
         self.steps: list[tuple[str, dict, tuple]] = []
         self.used: set[str] = set()
+        self._noisy_branches = 0
         self.out_channels = self._compile(ops, weights, in_channels, "", self.steps)
 
     def _take(self, weights: dict, name: str, shape: tuple) -> np.ndarray:
@@ -195,21 +197,46 @@ class Network:
                 steps.append((kind, op, (np.float32(op["value"]),)))
             elif kind in ("residual", "realism_residual"):
                 body: list = []
-                # A realism branch sees one more channel: the realism weight r as a plane.
-                body_in = c + 1 if kind == "realism_residual" else c
+                noise = int(op.get("noise", 0)) if kind == "realism_residual" else 0
+                if noise < 0:
+                    raise ModelError(f"{self.label}: realism branch {name} has noise {noise}")
+                # A realism branch sees the realism weight r as one more channel, and its
+                # noise planes (gancomp.runtime.noise) after it.
+                body_in = c + 1 + noise if kind == "realism_residual" else c
                 if self._compile(op["body"], weights, body_in, name + "/", body) != c:
                     raise ModelError(f"{self.label}: residual {name} changes the channel count")
-                steps.append((kind, op, (body,)))
+                # Each noisy branch draws from a field of its own.
+                seed = self._noisy_branches
+                self._noisy_branches += noise > 0
+                steps.append((kind, op, (body, noise, seed)))
             else:
                 raise ModelError(f"{self.label}: unknown op {kind!r} (a newer gancomp wrote it?)")
         return c
 
-    def __call__(self, x: np.ndarray, realism: float = 0.0) -> np.ndarray:
-        """The transform of ``x``; ``realism`` is the r of its realism branches, if any."""
-        return _run(self.steps, np.ascontiguousarray(x, np.float32), np.float32(realism))
+    def __call__(
+        self, x: np.ndarray, realism: float = 0.0, origin: tuple[int, int] = (0, 0)
+    ) -> np.ndarray:
+        """The transform of ``x``; ``realism`` is the r of its realism branches, if any;
+        ``origin`` is where ``x`` (a tile) starts in the whole input, in input pixels: the
+        position of the branches' noise."""
+        x = np.ascontiguousarray(x, np.float32)
+        place = (origin, x.shape[1:3])
+        return _run(self.steps, x, np.float32(realism), place)
 
 
-def _run(steps: list, x: np.ndarray, realism: np.float32) -> np.ndarray:
+def _branch_input(x: np.ndarray, realism: np.float32, noise: int, seed: int, place) -> np.ndarray:
+    """concat(x, r plane, noise planes) for a realism branch."""
+    planes = [x, np.full((*x.shape[:-1], 1), realism, np.float32)]
+    if noise:
+        (oy, ox), (in_h, in_w) = place
+        h, w = x.shape[1:3]
+        fy, fx = h // in_h, w // in_w  # this layer's pixels per input pixel
+        field = position_noise(h, w, noise, (oy * fy, ox * fx), seed)
+        planes.append(np.broadcast_to(field, (x.shape[0], h, w, noise)))
+    return np.concatenate(planes, axis=-1)
+
+
+def _run(steps: list, x: np.ndarray, realism: np.float32, place) -> np.ndarray:
     for kind, _, a in steps:
         if kind == "conv2d":
             x = conv2d(x, a[0], a[1], a[2])
@@ -222,12 +249,13 @@ def _run(steps: list, x: np.ndarray, realism: np.float32) -> np.ndarray:
         elif kind == "add_constant":
             x = x + a[0]
         elif kind == "residual":
-            x = x + _run(a[0], x, realism)
+            x = x + _run(a[0], x, realism, place)
         elif kind == "realism_residual" and realism != 0:
             # At r = 0 the branch is skipped, not computed and scaled by 0: the output is
             # then bit for bit the generator's without branches.
-            plane = np.full((*x.shape[:-1], 1), realism, np.float32)
-            x = x + realism * _run(a[0], np.concatenate([x, plane], axis=-1), realism)
+            x = x + realism * _run(
+                a[0], _branch_input(x, realism, a[1], a[2], place), realism, place
+            )
     return x
 
 

@@ -263,16 +263,23 @@ class RealismResidual(OpNetwork):
     r and training starts from the fidelity generator.
     """
 
-    def __init__(self, ops: list, **kwargs):
+    def __init__(self, ops: list, noise: int = 0, **kwargs):
         super().__init__(ops, **kwargs)
+        self.noise = noise
         last = self.sublayers[-1]
         last.kernel_initializer = keras.initializers.Zeros()
         last.bias_initializer = keras.initializers.Zeros()
 
     def call(self, x, realism):
         r = tf.cast(tf.reshape(realism, [-1, 1, 1, 1]), x.dtype)
-        plane = tf.ones_like(x[..., :1]) * r
-        return x + r * super().call(tf.concat([x, plane], axis=-1))
+        planes = [x, tf.ones_like(x[..., :1]) * r]
+        if self.noise:
+            # Random here; the runtime's position noise has the same distribution
+            # (uniform, mean 0, variance 1; gancomp.runtime.noise).
+            shape = tf.concat([tf.shape(x)[:-1], [self.noise]], axis=0)
+            half = float(np.sqrt(3.0))
+            planes.append(tf.cast(tf.random.uniform(shape, -half, half), x.dtype))
+        return x + r * super().call(tf.concat(planes, axis=-1))
 
 
 def _layer_for(op: dict, dtype=None):
@@ -292,7 +299,9 @@ def _layer_for(op: dict, dtype=None):
     if kind == "residual":
         return Residual(op["body"], name=op["name"], dtype=dtype)
     if kind == "realism_residual":
-        return RealismResidual(op["body"], name=op["name"], dtype=dtype)
+        return RealismResidual(
+            op["body"], noise=int(op.get("noise", 0)), name=op["name"], dtype=dtype
+        )
     if kind in ("integer_conv2d", "integer_conv2d_transpose"):
         from gancomp.training.hyperprior import IntegerConv
 
@@ -473,6 +482,7 @@ class GANModel(keras.Model):
         realism_branches: int = 0,
         whole_image_critic: bool = False,
         realism_pixel_branch: bool = False,
+        realism_noise: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -490,8 +500,11 @@ class GANModel(keras.Model):
         # description: they ship in a file of their own (gancomp.runtime.realism).
         self.realism_branches = realism_branches
         self.realism_pixel_branch = bool(realism_branches and realism_pixel_branch)
+        self.realism_noise = int(realism_noise) if self.realism_pixel_branch else 0
         synthesis = (
-            architecture.realism_synthesis(arch_config, realism_branches, self.realism_pixel_branch)
+            architecture.realism_synthesis(
+                arch_config, realism_branches, self.realism_pixel_branch, self.realism_noise
+            )
             if realism_branches
             else arch["synthesis"]
         )

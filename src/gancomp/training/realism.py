@@ -66,6 +66,7 @@ SETTINGS = (
     "realism_levels",
     "whole_image",
     "realism_pixel_branch",
+    "realism_noise",
     "disc_weight_by_realism",
     "r1",
 )  # kept on --resume
@@ -379,12 +380,14 @@ def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
         weights,
         scale.tolist(),
         pixel_branch=model.realism_pixel_branch,
+        noise=model.realism_noise,
     )
     meta = {
         **base["metadata"],
         "realism": {
             "branches": model.realism_branches,
             "pixel_branch": model.realism_pixel_branch,
+            "noise": model.realism_noise,
             "level_scale": [round(float(v), 4) for v in scale],
             "training": {
                 **{k: v for k, v in asdict(s).items() if k not in ("extra", "progress")},

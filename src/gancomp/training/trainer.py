@@ -107,6 +107,8 @@ class TrainSettings:
     whole_image: float = 0.0
     # Realism phase: one more branch, in pixel space after the generator's RGB output.
     realism_pixel_branch: bool = False
+    # Realism phase: planes of position noise the pixel branch reads (0: none).
+    realism_noise: int = 0
     # Realism phase: weight each example's discriminator loss by 2r (default: all r alike).
     disc_weight_by_realism: bool = False
     # Realism phase: weight gamma of the discriminators' R1 penalty (0: none).
@@ -247,6 +249,8 @@ class Trainer:
         for flag, given in (("--disc-weight-by-realism", s.disc_weight_by_realism), ("--r1", s.r1)):
             if given and not (s.realism_phase or s.resume):
                 raise InputError(f"{flag} belongs to --realism-phase")
+        if s.realism_noise and not (s.resume or (s.realism_phase and s.realism_pixel_branch)):
+            raise InputError("--realism-noise needs --realism-phase --realism-pixel-branch")
         if not s.resume and self.ckpt_path.exists():
             raise GancompError(
                 f"{self.ckpt_dir} holds a checkpoint: pass --resume to continue it, "
@@ -449,6 +453,7 @@ class Trainer:
                 realism_branches=s.realism_branches if s.realism_phase else 0,
                 whole_image_critic=s.realism_phase and s.whole_image > 0,
                 realism_pixel_branch=s.realism_phase and s.realism_pixel_branch,
+                realism_noise=s.realism_noise if s.realism_phase else 0,
                 name="gancodec",
             )
             self.model.build_all()
