@@ -200,6 +200,24 @@ def test_a_bad_level_scale_is_one_clear_error(realism_models, files, tmp_path, b
         gancomp.decompress(files["airplane"], tmp_path, realism=0.3)
 
 
+@pytest.mark.parametrize("bad", [-1, 17, 1.5, "2", True])
+def test_a_bad_noise_plane_count_is_one_clear_error(realism_models, files, tmp_path, bad):
+    _, real = realism_models
+    folder = tmp_path / "airplane"
+    shutil.copytree(real / "airplane", folder)
+    description = json.loads((folder / REALISM_JSON).read_text())
+    branch = next(op for op in description["synthesis"] if op["op"] == "realism_residual")
+    branch["noise"] = bad
+    (folder / REALISM_JSON).write_text(json.dumps(description))
+    with pytest.raises(GancompError, match=f"has noise {bad!r}"):
+        gancomp.decompress(files["airplane"], tmp_path, realism=0.3)
+    # A valid count whose weights do not read the planes is refused too, by their shape.
+    branch["noise"] = 2
+    (folder / REALISM_JSON).write_text(json.dumps(description))
+    with pytest.raises(GancompError, match="has shape"):
+        gancomp.decompress(files["airplane"], tmp_path, realism=0.3)
+
+
 def test_a_realism_generator_that_changes_the_fidelity_generator_is_refused(
     realism_models, files, tmp_path
 ):

@@ -208,7 +208,7 @@ def realism_weight(name: str, default: float, help: str):
 )
 @click.option(
     "--realism-noise",
-    type=click.IntRange(0, 16),
+    type=click.IntRange(0, 16),  # gancomp.runtime.noise.MAX_NOISE_PLANES
     default=0,
     show_default=True,
     help="Realism phase, with --realism-pixel-branch: planes of noise the pixel branch "

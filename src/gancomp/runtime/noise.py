@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Most noise planes a branch may read (``gancomp train --realism-noise`` allows as many).
+MAX_NOISE_PLANES = 16
 #: Unit variance: noise = (u - 1/2) * sqrt(12) for u uniform in (0, 1).
 _SPREAD = np.float32(np.sqrt(12.0))
 

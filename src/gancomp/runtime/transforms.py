@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from gancomp import architecture
-from gancomp.runtime.noise import position_noise
+from gancomp.runtime.noise import MAX_NOISE_PLANES, position_noise
 
 
 def _same_pad(size: int, k: int, s: int) -> tuple[int, int]:
@@ -197,9 +197,9 @@ class Network:
                 steps.append((kind, op, (np.float32(op["value"]),)))
             elif kind in ("residual", "realism_residual"):
                 body: list = []
-                noise = int(op.get("noise", 0)) if kind == "realism_residual" else 0
-                if noise < 0:
-                    raise ModelError(f"{self.label}: realism branch {name} has noise {noise}")
+                noise = op.get("noise", 0) if kind == "realism_residual" else 0
+                if type(noise) is not int or not 0 <= noise <= MAX_NOISE_PLANES:
+                    raise ModelError(f"{self.label}: realism branch {name} has noise {noise!r}")
                 # A realism branch sees the realism weight r as one more channel, and its
                 # noise planes (gancomp.runtime.noise) after it.
                 body_in = c + 1 + noise if kind == "realism_residual" else c
