@@ -110,6 +110,42 @@ def test_cache_is_rebuilt_when_the_images_change(tmp_path, data_dir, capsys):
     assert len(list(where.glob("pixels-*.u8"))) == len(list(where.glob("index-*.npy"))) == 1
 
 
+def test_runs_started_together_build_the_cache_once(tmp_path, data_dir, monkeypatch):
+    # Two trainings on the same data started at once: the second waits for the first's
+    # build and uses it (two overlapping builds each deleted the other's files).
+    import threading
+    import time
+
+    folder = _image_folder(tmp_path, data_dir, broken=False)
+    builds = []
+    slow_decoded = data_mod._decoded
+
+    def counted(files, workers):
+        builds.append(threading.get_ident())
+        for item in slow_decoded(files, workers):
+            time.sleep(0.05)
+            yield item
+
+    monkeypatch.setattr(data_mod, "_decoded", counted)
+    loaded, errors = [], []
+
+    def run():
+        try:
+            loaded.append(load_cached(folder, None, tmp_path / "cache"))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(loaded) == 2 and len(builds) == 1
+    direct = load_folder(folder)
+    for one in loaded:
+        assert all(np.array_equal(a, b) for a, b in zip(one.images, direct.images))
+
+
 def test_cache_of_cifar_batches_is_per_class(tmp_path):
     src = tmp_path / "cifar"
     src.mkdir()

@@ -21,6 +21,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,13 +285,44 @@ def load_cached(
     result = _open_cache(where, identity)
     if result is None:
         try:
-            _build_cache(where, path, identity, workers)
+            where.mkdir(parents=True, exist_ok=True)
+            with _build_lock(where):
+                # Another run may have built it while this one waited.
+                result = _open_cache(where, identity)
+                if result is None:
+                    _build_cache(where, path, identity, workers)
+                    result = _open_cache(where, identity)
         except OSError as exc:
             raise GancompError(f"cannot write the patch cache in {where}: {exc}") from exc
-        result = _open_cache(where, identity)
         if result is None:
             raise GancompError(f"the patch cache in {where} changed while it was written")
     return _report(result, path)
+
+
+@contextmanager
+def _build_lock(where: Path) -> Iterator[None]:
+    """Hold ``where``'s build lock: runs started together on the same data build the cache
+    once (without it each deletes the other's files as an older build's). Released when the
+    process ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; concurrent builds stay unsupported.
+        yield
+        return
+    with open(where / "build.lock", "ab") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"gancomp: waiting for another run to finish the patch cache in {where}",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pad_to_patch(a: np.ndarray, patch: int) -> np.ndarray:
