@@ -2,14 +2,15 @@
 (``OPENBLAS_CORETYPE``) and thread count (``OPENBLAS_NUM_THREADS``).
 
     python scripts/cross_kernel.py --category flower --images tests/data/flower_0.jpg \\
-        tests/data/flower_1.jpg --quality 1 4 8 [--markdown docs/results/cross_kernel.md]
+        tests/data/flower_1.jpg --quality 1 4 8 [--realism 1] [--markdown docs/results/cross_kernel.md]
 
 For every setting the child process compresses each image, decodes the file
 written by the reference setting (the first one), and reports the hash of its
 bytes, of the decoded latents, and of the decoded pixels. The parent compares
 each setting with the reference: the latents decoded from one file must be
 identical everywhere (exit status 1 otherwise); bytes written and pixels are
-reported with how far they differ. A forced kernel whose process dies of a signal
+reported with how far they differ. With ``--realism R`` the pixels are also decoded at
+realism R (the realism branches and their position noise) and compared the same way. A forced kernel whose process dies of a signal
 (one for instructions this CPU lacks) is listed as not runnable and skipped. The
 tests never set OPENBLAS_CORETYPE (some machines set it on purpose); this script
 is where kernels are forced.
@@ -52,6 +53,9 @@ for src in args["images"]:
         mine = load_codec(header.category, args["models_dir"]).decode_latents([unpack(data)])[0]
         pix = gancomp.decompress(ref, models_dir=args["models_dir"])
         np.save(Path(args["ref_dir"]) / (ref_path.stem + "." + args["tag"] + ".npy"), pix)
+        if args["realism"]:
+            real = gancomp.decompress(ref, models_dir=args["models_dir"], realism=args["realism"])
+            np.save(Path(args["ref_dir"]) / (ref_path.stem + "." + args["tag"] + ".r.npy"), real)
         out[key] = {
             "bytes": hashlib.sha256(data).hexdigest(),
             "n_bytes": len(data),
@@ -73,6 +77,7 @@ def main() -> int:
     ap.add_argument("--quality", nargs="+", type=int, default=[4])
     ap.add_argument("--models-dir", default=None)
     ap.add_argument("--coretypes", nargs="+", default=CORETYPES)
+    ap.add_argument("--realism", type=float, default=0.0, help="also compare decodes at this r")
     ap.add_argument("--markdown", help="also write the table to this file")
     a = ap.parse_args()
     settings = [(c, t) for c in a.coretypes for t in THREADS]
@@ -91,6 +96,7 @@ def main() -> int:
                 "models_dir": a.models_dir,
                 "ref_dir": ref_dir,
                 "tag": tag,
+                "realism": a.realism,
             }
             r = subprocess.run(
                 [sys.executable, "-c", CHILD, json.dumps(spec)],
@@ -118,6 +124,15 @@ def main() -> int:
                 a_pix = np.load(Path(ref_dir) / ref["npy"]).astype(np.int16)
                 b_pix = np.load(Path(ref_dir) / v["npy"]).astype(np.int16)
                 d = np.abs(a_pix - b_pix)
+                realism_cells = ()
+                if a.realism:
+                    a_real, b_real = (
+                        np.load(Path(ref_dir) / (x["npy"][: -len(".npy")] + ".r.npy"))
+                        for x in (ref, v)
+                    )
+                    a_real, b_real = a_real.astype(np.int16), b_real.astype(np.int16)
+                    dr = np.abs(a_real - b_real)
+                    realism_cells = (int(dr.max()), int(np.count_nonzero(dr)))
                 rows.append(
                     (
                         tag,
@@ -128,15 +143,18 @@ def main() -> int:
                         "yes" if same_lat else "NO",
                         int(d.max()),
                         int(np.count_nonzero(d)),
+                        *realism_cells,
                     )
                 )
     head = "| kernel-threads | image@quality | same bytes written | same latents decoded | max pixel diff | pixels differing |"
+    if a.realism:
+        head += f" max diff at r = {a.realism:g} | differing at r = {a.realism:g} |"
     lines = [
         f"Reference: {ref_tag}. numpy {np.__version__}, {os.cpu_count()} CPUs, "
         f"category {a.category}, models {a.models_dir or 'shipped'}.",
         "",
         head,
-        "|" + "---|" * 6,
+        "|" + "---|" * (8 if a.realism else 6),
     ]
     lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
     if skipped:
