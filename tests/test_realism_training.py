@@ -373,7 +373,7 @@ def test_discriminator_options_change_what_it_learns(tmp_path, images, models_di
     src = models_dir / "airplane"
     common = ["train", "-c", "airplane", "--data", images, "--batch-size", "4"]
     common += ["--init-from", src, "--steps", "2", "--checkpoint-every", "1"]
-    for flag in (["--disc-weight-by-realism"], ["--r1", "1"]):
+    for flag in (["--disc-weight-by-realism"], ["--r1", "1"], ["--realism-ema", "0.9"]):
         r = _cli(*common, "-o", tmp_path / "x" / "airplane", *flag)
         assert r.exit_code == 1 and f"{flag[0]} belongs to --realism-phase" in r.output
 
@@ -399,3 +399,52 @@ def test_discriminator_options_change_what_it_learns(tmp_path, images, models_di
         assert meta["realism"]["training"][key] == value
         train_json = json.loads((out.with_name("airplane.ckpt") / "train.json").read_text())
         assert train_json[key] == value
+
+
+def test_moving_average_copies_first_then_follows_slowly():
+    import tensorflow as tf
+
+    from gancomp.training.realism import ema_update, ema_variables
+
+    w = tf.Variable([1.0, -2.0])
+    ema = ema_variables([w])
+    ema[0].assign([50.0, 50.0])  # whatever it held: the first update replaces it
+    ema_update(ema, [w], 0.9)
+    np.testing.assert_array_equal(ema[0].numpy(), [1.0, -2.0])
+    w.assign([2.0, 0.0])
+    ema_update(ema, [w], 0.9)  # one update so far: d = 1/11
+    np.testing.assert_allclose(ema[0].numpy(), [1 / 11 + 20 / 11, -2 / 11], rtol=1e-6)
+    for _ in range(200):  # later the decay is the given one
+        ema_update(ema, [w], 0.9)
+    np.testing.assert_allclose(ema[0].numpy(), [2.0, 0.0], atol=1e-6)
+    assert ema[-1].numpy() == 202.0
+
+
+def test_realism_ema_exports_the_average_and_keeps_it_on_resume(tmp_path, images, models_dir):
+    """--realism-ema: the add-on holds the moving average (in the checkpoint beside the
+    weights, which it differs from); --resume keeps averaging."""
+    src = models_dir / "hp-airplane"
+    out = tmp_path / "models" / "hp-airplane"
+    ckpt = tmp_path / "models" / "hp-airplane.ckpt" / "checkpoint.npz"
+    args = ["train", "-c", "hp-airplane", "--data", images, "-o", out, "--batch-size", "4"]
+    start = ["--init-from", src, "--realism-phase", "--realism-levels", "2"]
+
+    def check(steps):
+        with np.load(out / "realism.npz") as z:
+            shipped = {k: z[k] for k in z.files}
+        with np.load(ckpt) as z:
+            averages = [z[k] for k in z.files if k.startswith("ema/")]
+            raw = {k: z[f"m/{k}"] for k in shipped}
+            assert averages[-1] == steps  # the update count
+        for k, v in shipped.items():
+            assert any(a.shape == v.shape and np.array_equal(a, v) for a in averages), k
+        assert any(not np.array_equal(raw[k], shipped[k]) for k in shipped)
+        meta = json.loads((out / "metadata.json").read_text())
+        assert meta["realism"]["training"]["realism_ema"] == 0.5
+
+    r = _cli(*args, *start, "--steps", "3", "--realism-ema", "0.5")
+    assert r.exit_code == 0, r.output
+    check(3)
+    r = _cli(*args, "--steps", "5", "--resume")
+    assert r.exit_code == 0, r.output
+    check(5)

@@ -69,7 +69,8 @@ SETTINGS = (
     "realism_noise",
     "disc_weight_by_realism",
     "r1",
-)  # kept on --resume
+    "realism_ema",
+)  # kept on --resume (a run without --realism-ema may gain it on --resume)
 
 
 def check_source(s, src) -> None:
@@ -190,6 +191,40 @@ def load_branches(model, folder: str | Path) -> None:
     scale = description.get("level_scale")
     if isinstance(scale, list) and len(scale) == model.realism_level_scale.shape[0]:
         model.realism_level_scale.assign(np.asarray(scale, np.float32))
+
+
+def ema_variables(trained: list) -> list:
+    """The moving average of ``trained`` (--realism-ema): one float32 copy per weight, and
+    last the count of updates so far. Adversarial training leaves the weights wandering
+    from step to step around a point; their average is the steadier generator (Karras et al.
+    2018, "Progressive growing of GANs"; Yazici et al. 2019, "The unusual effectiveness of
+    averaging in GAN training")."""
+    tf = _import_tf()
+    copies = [
+        tf.Variable(tf.cast(w, tf.float32), trainable=False, name=f"ema{i}")
+        for i, w in enumerate(trained)
+    ]
+    return [*copies, tf.Variable(0.0, trainable=False, name="ema_updates")]
+
+
+def ema_update(ema: list, trained: list, decay: float) -> None:
+    """One step of the average: ``a <- d a + (1 - d) w`` with ``d = min(decay, n / (n + 10))``
+    after ``n`` updates, so the first update copies the weights and the early average does
+    not hold on to where the run started."""
+    tf = _import_tf()
+    *copies, count = ema
+    d = tf.minimum(decay, count / (count + 10.0))
+    for a, w in zip(copies, trained):
+        a.assign(d * a + (1.0 - d) * tf.cast(w, tf.float32))
+    count.assign_add(1.0)
+
+
+def exported_values(trainer) -> dict[str, np.ndarray]:
+    """The trained weights' values to export, by path: their moving average with
+    --realism-ema, else the weights themselves."""
+    if not trainer.ema_vars:
+        return {w.path: np.asarray(w.numpy()) for w in trainer.g_vars}
+    return {w.path: np.asarray(a.numpy()) for w, a in zip(trainer.g_vars, trainer.ema_vars)}
 
 
 def trained_weights(model, s) -> list:
@@ -351,6 +386,8 @@ def build_step(trainer):
     def run(it):
         x = next(it)
         res = trainer.strategy.run(replica_step, args=(x,))
+        if trainer.ema_vars:
+            ema_update(trainer.ema_vars, trainer.g_vars, s.realism_ema)
         return {
             k: trainer.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
             for k, v in res.items()
@@ -371,8 +408,10 @@ def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
 
     s, model, base = trainer.s, trainer.model, trainer.realism_base
     config = json.loads(base["files"]["config.json"])
-    weights = {w.path: np.asarray(w.numpy()) for w in branch_weights(model)}
-    scale = np.clip(model.realism_level_scale.numpy(), 0.0, 1.0).astype(np.float32)
+    values = exported_values(trainer)
+    weights = {w.path: values[w.path] for w in branch_weights(model)}
+    level_scale_now = values.get(model.realism_level_scale.path, model.realism_level_scale.numpy())
+    scale = np.clip(level_scale_now, 0.0, 1.0).astype(np.float32)
     add_on = realism_files(
         config,
         base["fingerprint"],

@@ -113,6 +113,9 @@ class TrainSettings:
     disc_weight_by_realism: bool = False
     # Realism phase: weight gamma of the discriminators' R1 penalty (0: none).
     r1: float = 0.0
+    # Realism phase: decay of the moving average of the trained weights that is exported
+    # (0: the last step's weights).
+    realism_ema: float = 0.0
     realism_levels: int | None = None  # the realism phase trains on the lowest N levels
     # Realism phase: a model folder whose add-on's branches start this run's (warm start,
     # for a base model trained further; the add-on may be another model's).
@@ -246,7 +249,11 @@ class Trainer:
             raise InputError("--realism-phase trains on a trained model: give --init-from MODEL")
         if s.realism_from and not (s.realism_phase and s.init_from):
             raise InputError("--realism-from starts a new --realism-phase run with --init-from")
-        for flag, given in (("--disc-weight-by-realism", s.disc_weight_by_realism), ("--r1", s.r1)):
+        for flag, given in (
+            ("--disc-weight-by-realism", s.disc_weight_by_realism),
+            ("--r1", s.r1),
+            ("--realism-ema", s.realism_ema),
+        ):
             if given and not (s.realism_phase or s.resume):
                 raise InputError(f"{flag} belongs to --realism-phase")
         if s.realism_noise and not (s.resume or (s.realism_phase and s.realism_pixel_branch)):
@@ -479,6 +486,7 @@ class Trainer:
             self.opt_g.build(self.g_vars)
             self.opt_p.build(self.p_vars)
             self.opt_d.build(self.d_vars)
+            self.ema_vars = realism_mod.ema_variables(self.g_vars) if s.realism_ema else []
             self.lambdas = tf.constant(self.cfg.lambdas, tf.float32)
         self.step = 0
         if s.revive_latents and not s.init_from:
@@ -762,6 +770,8 @@ class Trainer:
         for name, opt in self._optimizers():
             for i, v in enumerate(opt.variables):
                 st[f"{name}/{i}"] = np.asarray(v.numpy())
+        for i, v in enumerate(self.ema_vars):
+            st[f"ema/{i}"] = np.asarray(v.numpy())
         st["step"] = np.array(self.step, np.int64)
         return st
 
@@ -806,6 +816,11 @@ class Trainer:
                 kept = [v for v in opt.variables if not v.name.startswith(slots)]
                 for i, v in enumerate(kept):
                     v.assign(z[f"{name}/{i}"])
+            # A checkpoint without the average (--realism-ema added on --resume) starts it
+            # at the weights it holds (the update count stays 0).
+            if all(f"ema/{i}" in z for i in range(len(self.ema_vars))):
+                for i, v in enumerate(self.ema_vars):
+                    v.assign(z[f"ema/{i}"])
             self.step = int(z["step"])
 
     # -- main loop --------------------------------------------------------------
