@@ -422,29 +422,36 @@ def test_moving_average_copies_first_then_follows_slowly():
 
 def test_realism_ema_exports_the_average_and_keeps_it_on_resume(tmp_path, images, models_dir):
     """--realism-ema: the add-on holds the moving average (in the checkpoint beside the
-    weights, which it differs from); --resume keeps averaging."""
+    weights, which it differs from); --resume keeps averaging, and a run without it may
+    gain it on --resume."""
     src = models_dir / "hp-airplane"
-    out = tmp_path / "models" / "hp-airplane"
-    ckpt = tmp_path / "models" / "hp-airplane.ckpt" / "checkpoint.npz"
-    args = ["train", "-c", "hp-airplane", "--data", images, "-o", out, "--batch-size", "4"]
     start = ["--init-from", src, "--realism-phase", "--realism-levels", "2"]
 
-    def check(steps):
+    def run(name, *extra):
+        out = tmp_path / name / "hp-airplane"
+        args = ["train", "-c", "hp-airplane", "--data", images, "-o", out, "--batch-size", "4"]
+        r = _cli(*args, *extra)
+        assert r.exit_code == 0, r.output
+        return out
+
+    def check(out, updates):
         with np.load(out / "realism.npz") as z:
             shipped = {k: z[k] for k in z.files}
-        with np.load(ckpt) as z:
+        with np.load(out.parent / "hp-airplane.ckpt" / "checkpoint.npz") as z:
             averages = [z[k] for k in z.files if k.startswith("ema/")]
             raw = {k: z[f"m/{k}"] for k in shipped}
-            assert averages[-1] == steps  # the update count
+        assert averages[-1] == updates
         for k, v in shipped.items():
             assert any(a.shape == v.shape and np.array_equal(a, v) for a in averages), k
         assert any(not np.array_equal(raw[k], shipped[k]) for k in shipped)
         meta = json.loads((out / "metadata.json").read_text())
         assert meta["realism"]["training"]["realism_ema"] == 0.5
 
-    r = _cli(*args, *start, "--steps", "3", "--realism-ema", "0.5")
-    assert r.exit_code == 0, r.output
-    check(3)
-    r = _cli(*args, "--steps", "5", "--resume")
-    assert r.exit_code == 0, r.output
-    check(5)
+    out = run("a", *start, "--steps", "3", "--realism-ema", "0.5")
+    check(out, 3)
+    check(run("a", "--steps", "5", "--resume"), 5)
+    # Started without it: averaging starts at the resume (its first update copies).
+    out = run("b", *start, "--steps", "2")
+    with np.load(out.parent / "hp-airplane.ckpt" / "checkpoint.npz") as z:
+        assert not any(k.startswith("ema/") for k in z.files)
+    check(run("b", "--steps", "4", "--resume", "--realism-ema", "0.5"), 2)

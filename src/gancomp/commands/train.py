@@ -233,12 +233,10 @@ def realism_weight(name: str, default: float, help: str):
 @click.option(
     "--realism-ema",
     type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
     help="Realism phase: export the moving average of the trained weights with this decay "
     "(e.g. 0.999: about the last 1,000 steps) instead of the last step's; adversarial "
     "training leaves the weights wandering around a point, their average is steadier "
-    "(0: off).",
+    "(default 0: off; with --resume, the run's own unless given).",
 )
 @click.option(
     "--realism-from",

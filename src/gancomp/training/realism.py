@@ -70,7 +70,7 @@ SETTINGS = (
     "disc_weight_by_realism",
     "r1",
     "realism_ema",
-)  # kept on --resume (a run without --realism-ema may gain it on --resume)
+)  # kept on --resume (--realism-ema may also be given there: trainer.py, overridable)
 
 
 def check_source(s, src) -> None:

@@ -114,8 +114,8 @@ class TrainSettings:
     # Realism phase: weight gamma of the discriminators' R1 penalty (0: none).
     r1: float = 0.0
     # Realism phase: decay of the moving average of the trained weights that is exported
-    # (0: the last step's weights).
-    realism_ema: float = 0.0
+    # (0: the last step's weights; None: a resumed run's own, else 0).
+    realism_ema: float | None = None
     realism_levels: int | None = None  # the realism phase trains on the lowest N levels
     # Realism phase: a model folder whose add-on's branches start this run's (warm start,
     # for a base model trained further; the add-on may be another model's).
@@ -297,9 +297,10 @@ class Trainer:
                         "continues it as it is (--init-from an exported model changes it)"
                     )
             saved = json.loads((self.ckpt_dir / "train.json").read_text())
-            # The run's settings carry over; an explicit --steps, --rd-steps, --beta or
-            # --batch-size overrides them (e.g. a beta = 0 branch of a run from its end-of-warm-up checkpoint).
-            overridable = ("steps", "rd_steps", "beta", "batch_size")
+            # The run's settings carry over; an explicit --steps, --rd-steps, --beta,
+            # --batch-size or --realism-ema overrides them (e.g. a beta = 0 branch of a run
+            # from its end-of-warm-up checkpoint).
+            overridable = ("steps", "rd_steps", "beta", "batch_size", "realism_ema")
             # A rate-distortion-only run extended by --steps stays one: without this its
             # new steps past the old rd_steps would silently become an adversarial phase.
             extends_rd_only = (
@@ -437,6 +438,8 @@ class Trainer:
                 self.realism_base = realism_mod.load_base(self.ckpt_dir)
         if s.beta is None:
             s.beta = realism_mod.REALISM_BETA if s.realism_phase else DEFAULT_BETA
+        if s.realism_ema is None:
+            s.realism_ema = 0.0
         if s.disc_lr is None:
             s.disc_lr = realism_mod.REALISM_DISC_LR if s.realism_phase else DEFAULT_DISC_LR
         if s.batch_size is None:
