@@ -491,3 +491,37 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
   --output runs/realism/noise4
 python scripts/carry_realism.py runs/realism/noise4 runs/s5/t2 runs/s5/noiseship/flower
 rm -rf models/flower && cp -r runs/s5/noiseship/flower models/flower
+# 2026-12-05, sixth session. Issue 14 (none shipped; docs/RESULTS.md): flower noise add-ons
+# from zero on 0996ba11 (4 planes as shipped; 8 planes with --beta 3), both one core:
+for variant in "4 2 fl0996_n4" "8 3 fl0996_n8b3"; do
+  set -- $variant
+  gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+    --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --init-from models/flower \
+    --realism-phase --realism-levels 3 --beta "$2" --realism-noise "$1" --texture 4 \
+    --whole-image 2 --realism-pixel-branch --lr 1e-3 --disc-lr 4e-4 --r1 0.1 --batch-size 8 \
+    --patch-size 64 --steps 20000 --precision mixed_bfloat16 --intra-op-threads 1 \
+    --inter-op-threads 1 --output "runs/realism/$3" &
+done
+wait
+# The shipped add-on's own run resumed with its discriminators (stopped at 22,494, exported
+# with --steps 22494), carried to 0996ba11:
+cp -r runs/realism/noise4 runs/realism/noise4x && cp -r runs/realism/noise4.ckpt runs/realism/noise4x.ckpt
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 30000 \
+  --intra-op-threads 1 --inter-op-threads 1 --output runs/realism/noise4x
+python scripts/carry_realism.py runs/realism/noise4x models/flower runs/s5/n4x/flower
+# CIFAR add-ons with stronger adversarial weights (cifar_addon sets --beta 2 --whole-image 2;
+# these later flags win):
+for cat in airplane automobile; do
+  cifar_addon "$cat" --init-from "models/$cat" --beta 3 --whole-image 3 --r1 0.1 --steps 10000 \
+    --precision mixed_bfloat16 --disc-lr 2e-3 --output "runs/realism/${cat}_b3w3" &
+done
+wait
+# The two flower runs resumed with the new moving average of the branch weights:
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 30000 \
+  --realism-ema 0.999 --intra-op-threads 1 --inter-op-threads 1 --output runs/realism/noise4x &
+gancomp train --category flower --data "$data/flowers/train" --val-data "$data/flowers/val" \
+  --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 28000 \
+  --realism-ema 0.999 --intra-op-threads 1 --inter-op-threads 1 --output runs/realism/fl0996_n8b3 &
+wait
