@@ -525,3 +525,7 @@ gancomp train --category flower --data "$data/flowers/train" --val-data "$data/f
   --val-limit 40 --checkpoint-every 250 --cache-dir runs/cache --resume --steps 28000 \
   --realism-ema 0.999 --intra-op-threads 1 --inter-op-threads 1 --output runs/realism/fl0996_n8b3 &
 wait
+# Shipped: the averaged add-on of runs/realism/noise4x (30,000 steps), carried to 0996ba11.
+python scripts/carry_realism.py runs/realism/noise4x models/flower runs/s6/n4x_ema/flower
+cp runs/s6/n4x_ema/flower/{realism.json,realism.npz,metadata.json} models/flower/
+python scripts/realism_grid.py --category flower --levels 1,2 --out docs/results --force
