@@ -217,8 +217,8 @@ def _open_cache(where: Path, identity: dict) -> ImageSet | None:
 
 def _build_cache(where: Path, path: Path, identity: dict, workers: int) -> None:
     """Decode the folder into ``where``: pixels and index files under fresh names, then the
-    manifest that names them (written last, atomically: the cache's commit point)."""
-    where.mkdir(parents=True, exist_ok=True)
+    manifest that names them (written last, atomically: the cache's commit point). The
+    caller holds the build lock (:func:`_build_lock`) and made the folder."""
     token = secrets.token_hex(4)
     pixels_name, index_name = f"pixels-{token}.u8", f"index-{token}.npy"
     rows: list[tuple[int, int, int]] = []
@@ -253,10 +253,8 @@ def _build_cache(where: Path, path: Path, identity: dict, workers: int) -> None:
         "skipped": skipped,
     }
     atomic_write_bytes(where / "manifest.json", json.dumps(manifest).encode(), force=True)
-    # Older builds' files: whatever the manifest on disk does not name (another run may
-    # have committed since; it keeps its files).
-    current = json.loads((where / "manifest.json").read_text())
-    keep = {current.get("pixels"), current.get("index"), pixels_name, index_name}
+    # Older builds' files (no other build runs meanwhile: the lock).
+    keep = {pixels_name, index_name}
     for old in [*where.glob("pixels-*.u8"), *where.glob("index-*.npy")]:
         if old.name not in keep:
             old.unlink(missing_ok=True)
