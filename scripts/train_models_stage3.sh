@@ -529,3 +529,15 @@ wait
 python scripts/carry_realism.py runs/realism/noise4x models/flower runs/s6/n4x_ema/flower
 cp runs/s6/n4x_ema/flower/{realism.json,realism.npz,metadata.json} models/flower/
 python scripts/realism_grid.py --category flower --levels 1,2 --out docs/results --force
+# 2026-12-05, seventh session. Shipped: the automobile add-on's run at 9,000 steps resumed to
+# 17,000 with the moving average, swept on 500 train images and calibrated:
+cp -r runs/realism/auto_b217x9k runs/realism/auto_b217x9e
+cp -r runs/realism/auto_b217x9k.ckpt runs/realism/auto_b217x9e.ckpt
+cifar automobile --resume --steps 17000 --realism-ema 0.999 --output runs/realism/auto_b217x9e
+python scripts/realism.py "$data/cifar10/automobile/train" --limit 500 --category automobile \
+  --models-dir runs/realism/auto_9e17_eval --levels 1,2,3 --realism 0,0.5,0.7,0.85,1 \
+  --codecs webp --json runs/realism/auto_9e17_sweep.json --force  # the export copied in first
+python scripts/calibrate_realism.py runs/realism/auto_9e17_sweep.json \
+  runs/realism/auto_9e17_eval/automobile --force
+cp runs/realism/auto_9e17_eval/automobile/{realism.json,realism.npz,metadata.json} models/automobile/
+python scripts/realism_grid.py --category automobile --levels 1,2 --out docs/results --force
