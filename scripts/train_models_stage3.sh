@@ -541,3 +541,10 @@ python scripts/calibrate_realism.py runs/realism/auto_9e17_sweep.json \
   runs/realism/auto_9e17_eval/automobile --force
 cp runs/realism/auto_9e17_eval/automobile/{realism.json,realism.npz,metadata.json} models/automobile/
 python scripts/realism_grid.py --category automobile --levels 1,2 --out docs/results --force
+# Shipped the same session: the airplane warm-started continuation (runs/realism/air_cont,
+# fifth session) resumed to 14,000 steps with the moving average, swept, calibrated and
+# copied in the same way (runs/realism/air_cont14e_eval):
+cp -r runs/realism/air_cont runs/realism/air_cont_e
+cp -r runs/realism/air_cont.ckpt runs/realism/air_cont_e.ckpt
+cifar airplane --resume --steps 14000 --realism-ema 0.999 --output runs/realism/air_cont_e
+python scripts/realism_grid.py --category airplane --levels 1,2 --out docs/results --force
