@@ -455,3 +455,61 @@ def test_realism_ema_exports_the_average_and_keeps_it_on_resume(tmp_path, images
     with np.load(out.parent / "hp-airplane.ckpt" / "checkpoint.npz") as z:
         assert not any(k.startswith("ema/") for k in z.files)
     check(run("b", "--steps", "4", "--resume", "--realism-ema", "0.5"), 2)
+
+
+def test_snapshots_are_the_exports_of_their_steps(tmp_path, images, models_dir):
+    """--snapshot-every N writes, every N steps, the model folder the run would export then
+    (the average when there is one): the last one is the export, earlier ones differ and
+    decode; a resumed run writes its own; outside the realism phase it is a usage error."""
+    from PIL import Image
+
+    from gancomp.coding.container import unpack
+    from gancomp.runtime.codec import Codec
+
+    src = models_dir / "hp-airplane"
+    out = tmp_path / "run" / "hp-airplane"
+    base = ["train", "-c", "hp-airplane", "--data", images, "-o", out, "--batch-size", "4"]
+    r = _cli(
+        *base,
+        "--init-from",
+        src,
+        "--realism-phase",
+        "--realism-levels",
+        "2",
+        "--realism-ema",
+        "0.5",
+        "--steps",
+        "4",
+        "--snapshot-every",
+        "2",
+    )
+    assert r.exit_code == 0, r.output
+    snaps = out.with_name("hp-airplane.snapshots")
+    assert sorted(p.name for p in snaps.iterdir()) == ["step-2", "step-4"]
+
+    def add_on(folder):
+        with np.load(folder / "realism.npz") as z:
+            return {k: z[k] for k in z.files}
+
+    final, last, first = add_on(out), add_on(snaps / "step-4"), add_on(snaps / "step-2")
+    assert final.keys() == last.keys() == first.keys()
+    assert all(np.array_equal(final[k], last[k]) for k in final)
+    assert any(not np.array_equal(final[k], first[k]) for k in final)
+    for name in FILES:  # the base model's own files, unchanged
+        assert (snaps / "step-2" / name).read_bytes() == (src / name).read_bytes()
+    meta = json.loads((snaps / "step-2" / "metadata.json").read_text())
+    assert meta["realism"]["training"]["step"] == 2
+    codec = Codec.from_path(snaps / "step-2")
+    img = np.asarray(Image.open(next(images.glob("*.png"))).convert("RGB"))
+    parsed = [unpack(b) for b in codec.compress_arrays([img], 1)]
+    (decoded,) = codec.decode_payloads(parsed, realism=1.0)
+    assert decoded.rgb.shape == img.shape
+
+    r = _cli(*base, "--resume", "--steps", "6", "--snapshot-every", "3")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in snaps.iterdir()) == ["step-2", "step-4", "step-6"]
+    assert all(np.array_equal(v, add_on(snaps / "step-6")[k]) for k, v in add_on(out).items())
+
+    rd = ["train", "-c", "hp-airplane", "--data", images, "-o", tmp_path / "rd" / "m"]
+    r = _cli(*rd, "--batch-size", "4", "--steps", "2", "--snapshot-every", "1")
+    assert r.exit_code == 1 and "--snapshot-every belongs to --realism-phase" in r.output

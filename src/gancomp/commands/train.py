@@ -239,6 +239,14 @@ def realism_weight(name: str, default: float, help: str):
     "(default 0: off; with --resume, the run's own unless given).",
 )
 @click.option(
+    "--snapshot-every",
+    type=click.IntRange(1),
+    help="Realism phase: also write the model folder as it would be exported (with the "
+    "moving average when --realism-ema is on) every N steps, to OUTPUT.snapshots/step-N, so "
+    "that exports of one run can be measured and one chosen (default: none; not kept on "
+    "--resume, give it again).",
+)
+@click.option(
     "--realism-from",
     type=click.Path(exists=True, file_okay=False),
     help="Realism phase: start the branches from this model folder's realism add-on (a warm "

@@ -396,14 +396,14 @@ def build_step(trainer):
     return run
 
 
-def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
-    """The source model's files as they were plus the realism add-on; with validation
-    images, the mean PSNR at r = 0, 0.5 and 1 for the two lowest qualities."""
+def _write_add_on(trainer, out: Path, elapsed: float, steps_run: int, stats: dict) -> str:
+    """Write the source model's files as they were plus the realism add-on (the moving
+    average when there is one) to ``out``; returns the fingerprint."""
     import os
     import platform
     from dataclasses import asdict
 
-    from gancomp.runtime.models import update_metadata, write_model_files
+    from gancomp.runtime.models import write_model_files
     from gancomp.runtime.realism import realism_files
 
     s, model, base = trainer.s, trainer.model, trainer.realism_base
@@ -432,6 +432,7 @@ def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
                 **{k: v for k, v in asdict(s).items() if k not in ("extra", "progress")},
                 "patch_size": trainer.patch,
                 "train_images": len(trainer.train_set),
+                "step": trainer.step,
                 "seconds_this_run": round(elapsed, 1),
                 "steps_this_run": steps_run,
                 "final_train_stats": stats,
@@ -440,7 +441,27 @@ def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
         },
     }
     files = {**base["files"], **add_on}
-    fp = write_model_files(trainer.out, files, meta, force=s.resume or trainer.out.exists())
+    return write_model_files(out, files, meta, force=s.resume or out.exists())
+
+
+def snapshot_folder(output: Path, step: int) -> Path:
+    """Where ``--snapshot-every`` writes the add-on of ``step``: OUTPUT.snapshots/step-N."""
+    return output.with_name(output.name + ".snapshots") / f"step-{step}"
+
+
+def write_snapshot(trainer, elapsed: float, steps_run: int) -> None:
+    """``--snapshot-every``: the model folder the run would export now (no validation table;
+    a resumed run that passes the step again replaces it)."""
+    _write_add_on(trainer, snapshot_folder(trainer.out, trainer.step), elapsed, steps_run, {})
+
+
+def export(trainer, elapsed: float, steps_run: int, stats: dict) -> dict:
+    """The source model's files as they were plus the realism add-on; with validation
+    images, the mean PSNR at r = 0, 0.5 and 1 for the two lowest qualities."""
+    from gancomp.runtime.models import update_metadata
+
+    s = trainer.s
+    fp = _write_add_on(trainer, trainer.out, elapsed, steps_run, stats)
     result = {"output": str(trainer.out), "fingerprint": fp, "steps": trainer.step}
     if trainer.val_set is not None:
         table = realism_validation(trainer.out, trainer.val_set.images[: s.val_limit])

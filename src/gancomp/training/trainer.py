@@ -116,6 +116,9 @@ class TrainSettings:
     # Realism phase: decay of the moving average of the trained weights that is exported
     # (0: the last step's weights; None: a resumed run's own, else 0).
     realism_ema: float | None = None
+    # Realism phase: also write the add-on as it is every N steps, to OUTPUT.snapshots/step-N
+    # (None: none), so that a run's exports can be compared and one chosen afterwards.
+    snapshot_every: int | None = None
     realism_levels: int | None = None  # the realism phase trains on the lowest N levels
     # Realism phase: a model folder whose add-on's branches start this run's (warm start,
     # for a base model trained further; the add-on may be another model's).
@@ -440,6 +443,8 @@ class Trainer:
             s.beta = realism_mod.REALISM_BETA if s.realism_phase else DEFAULT_BETA
         if s.realism_ema is None:
             s.realism_ema = 0.0
+        if s.snapshot_every and not s.realism_phase:
+            raise InputError("--snapshot-every belongs to --realism-phase")
         if s.disc_lr is None:
             s.disc_lr = realism_mod.REALISM_DISC_LR if s.realism_phase else DEFAULT_DISC_LR
         if s.batch_size is None:
@@ -903,6 +908,8 @@ class Trainer:
                     self.save_checkpoint()
                     if writer and self.val_set is not None:
                         self._image_summary(writer)
+                if s.snapshot_every and self.step % s.snapshot_every == 0 and self.is_chief:
+                    realism_mod.write_snapshot(self, time.time() - t0, self.step - start_step)
         except KeyboardInterrupt:
             interrupted = True
         finally:
