@@ -564,3 +564,6 @@ cp runs/realism/air_cont_f_step-22000_eval/airplane/{realism.json,realism.npz,me
 python scripts/realism_grid.py --category airplane --levels 1,2 --out docs/results --force
 # (automobile, not shipped: cifar automobile --resume --steps 23000 --snapshot-every 2000
 #  --output runs/realism/auto_9g, from a copy of runs/realism/auto_b217x9e at 17,000)
+# Not shipped: uniform averages of each run's exports (scripts/average_add_ons.py), e.g.
+python scripts/average_add_ons.py runs/s7/soup_air/airplane runs/realism/air_cont_e \
+  runs/realism/air_cont_f.snapshots/step-{16000,18000,20000,22000}
