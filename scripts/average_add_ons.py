@@ -24,10 +24,16 @@ import numpy as np
 
 from gancomp.errors import GancompError
 from gancomp.runtime.models import read_model_folder, write_model_files
+from gancomp.runtime.realism import (
+    REALISM_JSON,
+    REALISM_WEIGHTS,
+    has_realism,
+    load_realism_synthesis,
+)
 
 
 def _layout(folder: Path) -> dict:
-    add_on = json.loads((folder / "realism.json").read_text())
+    add_on = json.loads((folder / REALISM_JSON).read_text())
     add_on.pop("level_scale", None)
     return add_on
 
@@ -37,10 +43,11 @@ def average(out: Path, folders: list[Path], force: bool = False) -> str:
     if len(folders) < 2:
         raise GancompError("give at least two model folders to average")
     first = folders[0]
-    for f in folders:
-        if not (f / "realism.npz").is_file():
-            raise GancompError(f"{f}: no realism add-on (realism.npz)")
-    prints = {read_model_folder(f).fingerprint for f in folders}
+    models = [read_model_folder(f) for f in folders]
+    for model in models:
+        if not has_realism(model) or not (model.path / REALISM_WEIGHTS).is_file():
+            raise GancompError(f"{model.path}: no realism add-on")
+    prints = {model.fingerprint for model in models}
     if len(prints) != 1:
         raise GancompError(f"the folders' base models differ ({', '.join(sorted(prints))})")
     layout = _layout(first)
@@ -49,7 +56,7 @@ def average(out: Path, folders: list[Path], force: bool = False) -> str:
             raise GancompError(f"{f}: its add-on's layout differs from {first}'s")
     arrays: list[dict[str, np.ndarray]] = []
     for f in folders:
-        with np.load(f / "realism.npz") as z:
+        with np.load(f / REALISM_WEIGHTS) as z:
             arrays.append({k: z[k] for k in z.files})
     keys = arrays[0].keys()
     if any(a.keys() != keys for a in arrays):
@@ -61,11 +68,14 @@ def average(out: Path, folders: list[Path], force: bool = False) -> str:
     buf = io.BytesIO()
     np.savez(buf, **mean)
     files = {p.name: p.read_bytes() for p in first.iterdir() if p.name != "metadata.json"}
-    files["realism.npz"] = buf.getvalue()
+    files[REALISM_WEIGHTS] = buf.getvalue()
     meta = json.loads((first / "metadata.json").read_text())
     meta.pop("fingerprint", None)
     meta.setdefault("realism", {})["average_of"] = [str(f) for f in folders]
-    return write_model_files(out, files, meta, force=force)
+    fp = write_model_files(out, files, meta, force=force)
+    with np.load(io.BytesIO(models[0].weights)) as z:
+        load_realism_synthesis(read_model_folder(out), {k: z[k] for k in z.files})  # it works
+    return fp
 
 
 def main(argv: list[str] | None = None) -> int:

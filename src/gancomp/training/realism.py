@@ -441,7 +441,9 @@ def _write_add_on(trainer, out: Path, elapsed: float, steps_run: int, stats: dic
         },
     }
     files = {**base["files"], **add_on}
-    return write_model_files(out, files, meta, force=s.resume or out.exists())
+    # force: the trainer refused an existing --output at the start (without --resume); a
+    # resumed run's export and a snapshot of a step passed again replace their own folders.
+    return write_model_files(out, files, meta, force=True)
 
 
 def snapshot_folder(output: Path, step: int) -> Path:
